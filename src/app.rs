@@ -1,0 +1,99 @@
+//! The Event Logger service assembled: store, outbox, notifier thread (embedded notifier or
+//! RabbitMQ publisher) and HTTP server, started together and stopped in order.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::config::LoggerSettings;
+use crate::http::{HttpServer, ServerConfig, StartError};
+use crate::outbox::{BrokerState, outbox};
+use crate::routes::Api;
+use crate::shutdown::Shutdown;
+use crate::store::Store;
+use crate::{notifier, publisher};
+
+/// A running Event Logger.
+pub struct EventLogger {
+    http: HttpServer,
+    notifier: JoinHandle<()>,
+    shutdown: Shutdown,
+    store: Store,
+}
+
+impl EventLogger {
+    /// Starts every part. Notification lines of the embedded notifier go to `out`.
+    pub fn start(
+        settings: &LoggerSettings,
+        out: Box<dyn Write + Send>,
+    ) -> Result<EventLogger, StartError> {
+        let store = Store::new();
+        let shutdown = Shutdown::new();
+        let initial = match settings.amqp {
+            None => BrokerState::Embedded,
+            Some(_) => BrokerState::Disconnected,
+        };
+        let (outbox, receiver) = outbox(settings.outbox_capacity, initial);
+        let notifier = match &settings.amqp {
+            None => notifier::spawn_embedded(receiver, store.clone(), out),
+            Some(amqp) => publisher::spawn(
+                receiver,
+                amqp.clone(),
+                shutdown.clone(),
+                settings.shutdown_timeout,
+            ),
+        }
+        .map_err(StartError::Thread)?;
+        let api = Api::new(store.clone(), outbox, settings.api_token.clone());
+        let config = ServerConfig {
+            host: settings.host.clone(),
+            port: settings.port,
+            threads: settings.http_threads,
+            max_body_bytes: settings.max_body_bytes,
+            io_timeout: settings.idle_timeout,
+        };
+        // On failure `api` (and with it the outbox) is dropped, so the notifier ends by itself.
+        let http = HttpServer::start(&config, Arc::new(move |request| api.handle(request)))?;
+        Ok(EventLogger {
+            http,
+            notifier,
+            shutdown,
+            store,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.http.local_addr()
+    }
+
+    /// The signal that stops [`EventLogger::run_until_stopped`].
+    pub fn shutdown_handle(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// Direct access to the store, for tests and benchmarks.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Serves until the shutdown signal, then stops gracefully.
+    pub fn run_until_stopped(self) {
+        self.shutdown.wait();
+        self.stop();
+    }
+
+    /// Stops taking requests, answers those in flight, then lets the notifier hand on every
+    /// accepted event (the publisher waits for confirms up to `SHUTDOWN_TIMEOUT_SECS`).
+    pub fn stop(self) {
+        self.shutdown.trigger();
+        log::info!("stopping: answering requests in flight");
+        // Joining the workers drops the last `Outbox`, which tells the notifier to finish.
+        self.http.stop();
+        log::info!("stopping: handing on pending notifications");
+        if self.notifier.join().is_err() {
+            log::error!("the notifier thread panicked");
+        }
+        log::info!("stopped");
+    }
+}

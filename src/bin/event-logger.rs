@@ -1,0 +1,64 @@
+//! `event-logger`: the HTTP API. All logic lives in the library; see `--help`.
+
+use std::process::ExitCode;
+
+use event_notification::app::EventLogger;
+use event_notification::config::{self, LoggerSettings};
+use event_notification::logging;
+
+fn main() -> ExitCode {
+    if std::env::args().skip(1).any(|a| a == "--help" || a == "-h") {
+        print!(
+            "{}",
+            config::help(
+                "event-logger",
+                "HTTP API that logs events and hands them to the notification queue",
+                config::LOGGER_VARS
+            )
+        );
+        return ExitCode::SUCCESS;
+    }
+    let settings = match LoggerSettings::from_env() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("event-logger: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut secrets = settings
+        .amqp
+        .as_ref()
+        .map(|a| a.secrets())
+        .unwrap_or_default();
+    secrets.extend(settings.api_token.iter().map(|t| t.expose().to_owned()));
+    logging::init(settings.log_level, secrets);
+
+    let logger = match EventLogger::start(&settings, Box::new(std::io::stdout())) {
+        Ok(logger) => logger,
+        Err(e) => {
+            eprintln!("event-logger: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = logger.shutdown_handle().on_signals() {
+        log::error!("cannot install signal handlers: {e}");
+        return ExitCode::FAILURE;
+    }
+    let mode = match &settings.amqp {
+        None => "embedded notifier (AMQP_URL unset)".to_owned(),
+        Some(a) => format!(
+            "RabbitMQ at {} (exchange {}, queue {})",
+            a.display_url(),
+            a.exchange,
+            a.queue
+        ),
+    };
+    log::info!(
+        "event-logger {} listening on http://{} with {} worker threads; notifications: {mode}",
+        env!("CARGO_PKG_VERSION"),
+        logger.local_addr(),
+        settings.http_threads
+    );
+    logger.run_until_stopped();
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,263 @@
+//! The domain: an [`Event`] and the two request bodies that create and change one.
+//!
+//! [`NewEvent`] and [`EventUpdate`] can only be obtained through their `parse` functions (see
+//! [`crate::validation`]), so a value of either type always satisfies the contract's rules.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Status of a freshly created event.
+pub const STATUS_NOT_PROCESSED: &str = "NotProcessed";
+/// Status set by the notification processor once the notification was sent.
+pub const STATUS_PROCESSED: &str = "Processed";
+
+/// Length bounds, in characters (Unicode scalar values, as pydantic counts them).
+pub const USER_ID_MAX: usize = 255;
+pub const DESCRIPTION_MAX: usize = 4096;
+pub const STATUS_MAX: usize = 64;
+
+/// A logged event, exactly as the API returns it and as the notification message carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(example = example_event())]
+pub struct Event {
+    /// Server-generated identifier (a UUID, lowercase and hyphenated).
+    pub event_id: Uuid,
+    /// Who is notified about the event.
+    pub user_id: String,
+    /// What the notification says.
+    pub description: String,
+    /// `NotProcessed` on creation; `Processed` once the notification was sent; any non-empty
+    /// string set through `PUT`.
+    pub status: String,
+    /// Creation time, RFC 3339 in UTC with microseconds.
+    pub created_at: Timestamp,
+    /// Time of the last successful update, RFC 3339 in UTC with microseconds.
+    pub updated_at: Timestamp,
+}
+
+fn example_event() -> Event {
+    Event {
+        event_id: Uuid::from_u128(0x0193a3c4_5b7e_7c1d_9e2f_3a4b5c6d7e8f),
+        user_id: "u-42".into(),
+        description: "Your order has shipped".into(),
+        status: STATUS_NOT_PROCESSED.into(),
+        created_at: Timestamp(time::macros::datetime!(2026-11-28 14:00:00.123456 UTC)),
+        updated_at: Timestamp(time::macros::datetime!(2026-11-28 14:00:00.123456 UTC)),
+    }
+}
+
+impl Event {
+    /// A new event for `new`, with a fresh time-ordered UUID (v7) and the current time.
+    pub fn create(new: NewEvent) -> Event {
+        let now = Timestamp::now();
+        Event {
+            event_id: Uuid::now_v7(),
+            user_id: new.user_id,
+            description: new.description,
+            status: STATUS_NOT_PROCESSED.to_owned(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// Applies `update`; returns whether anything was given (and so whether `updated_at` moved).
+    pub fn apply(&mut self, update: EventUpdate) -> bool {
+        if update.is_empty() {
+            return false;
+        }
+        let EventUpdate {
+            status,
+            description,
+            user_id,
+        } = update;
+        if let Some(status) = status {
+            self.status = status;
+        }
+        if let Some(description) = description {
+            self.description = description;
+        }
+        if let Some(user_id) = user_id {
+            self.user_id = user_id;
+        }
+        // Strictly later than before, even within one microsecond, so clients can rely on
+        // `updated_at` to order the versions they saw.
+        self.updated_at = Timestamp::now().max(self.updated_at.next_tick());
+        true
+    }
+}
+
+/// The body of `POST /events`. Only [`crate::validation`] makes one, so it is always valid.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[schemars(example = serde_json::json!({"user_id": "u-42", "description": "Your order has shipped"}))]
+pub struct NewEvent {
+    /// Who is notified: 1 to 255 characters.
+    #[schemars(length(min = 1, max = 255))]
+    pub(crate) user_id: String,
+    /// What the notification says: 1 to 4096 characters.
+    #[schemars(length(min = 1, max = 4096))]
+    pub(crate) description: String,
+}
+
+impl NewEvent {
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+}
+
+/// The body of `PUT`/`PATCH /events/{event_id}`: every field optional, absent ones unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[schemars(example = serde_json::json!({"status": "Processed"}))]
+pub struct EventUpdate {
+    /// New status: 1 to 64 characters.
+    #[schemars(length(min = 1, max = 64))]
+    pub(crate) status: Option<String>,
+    /// New description: 1 to 4096 characters.
+    #[schemars(length(min = 1, max = 4096))]
+    pub(crate) description: Option<String>,
+    /// New user id: 1 to 255 characters.
+    #[schemars(length(min = 1, max = 255))]
+    pub(crate) user_id: Option<String>,
+}
+
+impl EventUpdate {
+    /// The update the notification processor sends: `{"status": "Processed"}`.
+    pub fn processed() -> EventUpdate {
+        EventUpdate {
+            status: Some(STATUS_PROCESSED.to_owned()),
+            ..EventUpdate::default()
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.status.is_none() && self.description.is_none() && self.user_id.is_none()
+    }
+}
+
+/// A UTC instant with microsecond precision, written as RFC 3339 (`2026-11-28T14:00:00.123456Z`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub OffsetDateTime);
+
+const RFC3339_MICROS: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+);
+
+impl Timestamp {
+    /// Now, truncated to the microsecond so that what is stored is exactly what is printed.
+    pub fn now() -> Timestamp {
+        let now = OffsetDateTime::now_utc();
+        let micros = now.nanosecond() / 1_000 * 1_000;
+        Timestamp(now.replace_nanosecond(micros).unwrap_or(now))
+    }
+
+    fn next_tick(self) -> Timestamp {
+        Timestamp(self.0 + time::Duration::microseconds(1))
+    }
+
+    /// Microseconds since the Unix epoch (used by benchmarks to compute latencies).
+    pub fn unix_micros(self) -> i128 {
+        self.0.unix_timestamp_nanos() / 1_000
+    }
+}
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = self.0.format(RFC3339_MICROS).map_err(|_| std::fmt::Error)?;
+        f.write_str(&text)
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+            .map(|t| Timestamp(t.to_offset(time::UtcOffset::UTC)))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for Timestamp {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Timestamp".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "format": "date-time",
+            "examples": ["2026-11-28T14:00:00.123456Z"]
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_event() -> NewEvent {
+        NewEvent {
+            user_id: "u1".into(),
+            description: "hi".into(),
+        }
+    }
+
+    #[test]
+    fn create_sets_status_and_equal_timestamps() {
+        let event = Event::create(new_event());
+        assert_eq!(event.status, STATUS_NOT_PROCESSED);
+        assert_eq!(event.created_at, event.updated_at);
+        assert_eq!(event.event_id.get_version_num(), 7);
+    }
+
+    #[test]
+    fn timestamp_is_rfc3339_with_microseconds_and_round_trips() {
+        let event = Event::create(new_event());
+        let text = event.created_at.to_string();
+        assert_eq!(text.len(), "2026-11-28T14:00:00.123456Z".len(), "{text}");
+        assert!(text.ends_with('Z'));
+        let json = serde_json::to_string(&event).unwrap();
+        let back: Event = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, event);
+    }
+
+    #[test]
+    fn empty_update_changes_nothing_and_any_update_moves_updated_at() {
+        let mut event = Event::create(new_event());
+        let before = event.clone();
+        assert!(!event.apply(EventUpdate::default()));
+        assert_eq!(event, before);
+        assert!(event.apply(EventUpdate::processed()));
+        assert_eq!(event.status, STATUS_PROCESSED);
+        assert!(event.updated_at > before.updated_at);
+        let second = event.updated_at;
+        event.apply(EventUpdate::processed());
+        assert!(
+            event.updated_at > second,
+            "updated_at must move on every update"
+        );
+    }
+
+    #[test]
+    fn update_sets_only_given_fields() {
+        let mut event = Event::create(new_event());
+        event.apply(EventUpdate {
+            description: Some("new".into()),
+            ..EventUpdate::default()
+        });
+        assert_eq!(event.description, "new");
+        assert_eq!(event.user_id, "u1");
+        assert_eq!(event.status, STATUS_NOT_PROCESSED);
+    }
+}

@@ -1,0 +1,64 @@
+//! The one line a notification is "sent" as, shared by the embedded notifier and the
+//! Notification Processor.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use crate::event::Event;
+
+/// `Event {event_id} has been sent to {user_id}: {description}`, with control characters in
+/// the fields escaped (`\n`, `\r`, `\t`, `\u{1b}`), so one notification is always one line.
+pub fn line(event: &Event) -> String {
+    let mut out = String::with_capacity(64 + event.user_id.len() + event.description.len());
+    let _ = write!(out, "Event {} has been sent to ", event.event_id);
+    push_escaped(&mut out, &event.user_id);
+    out.push_str(": ");
+    push_escaped(&mut out, &event.description);
+    out
+}
+
+fn push_escaped(out: &mut String, text: &str) {
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+}
+
+/// Writes the line for `event` and flushes, so it is visible at once even through a pipe.
+pub fn send(out: &mut dyn Write, event: &Event) -> io::Result<()> {
+    let mut text = line(event);
+    text.push('\n');
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::NewEvent;
+
+    fn event(user: &str, description: &str) -> Event {
+        let body = serde_json::json!({"user_id": user, "description": description}).to_string();
+        Event::create(NewEvent::parse(body.as_bytes()).unwrap())
+    }
+
+    #[test]
+    fn plain_line_is_exact() {
+        let e = event("u1", "hi there: ü");
+        assert_eq!(
+            line(&e),
+            format!("Event {} has been sent to u1: hi there: ü", e.event_id)
+        );
+    }
+
+    #[test]
+    fn control_characters_are_escaped_so_the_line_stays_one_line() {
+        let e = event("u\n2", "a\nb\r\tc\u{1b}[31m\\n");
+        let text = line(&e);
+        assert!(!text.contains('\n') && !text.contains('\r') && !text.contains('\u{1b}'));
+        assert!(text.ends_with(r"u\n2: a\nb\r\tc\u{1b}[31m\n"), "{text}");
+    }
+}

@@ -1,0 +1,230 @@
+//! The hand-off between HTTP handlers and the one notifier thread: a channel plus a bounded
+//! count of *pending* events (accepted, not yet confirmed as handed on).
+//!
+//! Handlers [`Outbox::reserve`] a slot before storing an event, so a full outbox is known
+//! before anything is stored (`503`, nothing lost). The consumer side ([`OutboxReceiver`]) is
+//! either the embedded notifier ([`crate::notifier`]) or the RabbitMQ publisher
+//! ([`crate::publisher`]); handlers cannot tell which, and never block on it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::event::Event;
+
+/// What `/health` reports as `broker`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerState {
+    /// No broker configured: the in-process notifier prints and marks events.
+    Embedded,
+    Connected,
+    Disconnected,
+}
+
+impl BrokerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BrokerState::Embedded => "embedded",
+            BrokerState::Connected => "connected",
+            BrokerState::Disconnected => "disconnected",
+        }
+    }
+}
+
+/// Why an event could not be handed over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandOffError {
+    /// `OUTBOX_CAPACITY` events are pending already.
+    Full,
+    /// The notifier thread is gone (the service is shutting down).
+    Closed,
+}
+
+impl std::fmt::Display for HandOffError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HandOffError::Full => "notification queue is full, retry later",
+            HandOffError::Closed => "notification service is shutting down, retry later",
+        })
+    }
+}
+
+impl std::error::Error for HandOffError {}
+
+#[derive(Debug)]
+struct Shared {
+    pending: AtomicUsize,
+    capacity: usize,
+    broker: AtomicU8,
+}
+
+/// The producer side, held by the HTTP handlers. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    tx: Sender<Event>,
+    shared: Arc<Shared>,
+}
+
+/// The consumer side, owned by the notifier thread.
+#[derive(Debug)]
+pub struct OutboxReceiver {
+    rx: Receiver<Event>,
+    shared: Arc<Shared>,
+}
+
+/// A pending slot taken by [`Outbox::reserve`]; released again if dropped without
+/// [`Reservation::send`].
+#[must_use]
+pub struct Reservation<'a> {
+    outbox: &'a Outbox,
+    sent: bool,
+}
+
+/// A read-only view of the outbox for `/health`.
+#[derive(Debug, Clone)]
+pub struct OutboxStatus {
+    shared: Arc<Shared>,
+}
+
+/// A new outbox holding at most `capacity` pending events, initially in `broker` state.
+pub fn outbox(capacity: usize, broker: BrokerState) -> (Outbox, OutboxReceiver) {
+    // Unbounded channel: the bound is the pending count, which also covers events the
+    // consumer has taken but not yet confirmed.
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let shared = Arc::new(Shared {
+        pending: AtomicUsize::new(0),
+        capacity,
+        broker: AtomicU8::new(broker as u8),
+    });
+    (
+        Outbox {
+            tx,
+            shared: shared.clone(),
+        },
+        OutboxReceiver { rx, shared },
+    )
+}
+
+impl Outbox {
+    /// Takes a pending slot, or fails with [`HandOffError::Full`].
+    pub fn reserve(&self) -> Result<Reservation<'_>, HandOffError> {
+        let capacity = self.shared.capacity;
+        self.shared
+            .pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < capacity).then_some(n + 1)
+            })
+            .map_err(|_| HandOffError::Full)?;
+        Ok(Reservation {
+            outbox: self,
+            sent: false,
+        })
+    }
+
+    pub fn status(&self) -> OutboxStatus {
+        OutboxStatus {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl Reservation<'_> {
+    /// Hands `event` to the notifier thread. Never blocks.
+    pub fn send(mut self, event: Event) -> Result<(), HandOffError> {
+        self.outbox
+            .tx
+            .send(event)
+            .map_err(|_| HandOffError::Closed)?;
+        self.sent = true;
+        Ok(())
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if !self.sent {
+            self.outbox.shared.pending.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl OutboxReceiver {
+    pub fn receiver(&self) -> &Receiver<Event> {
+        &self.rx
+    }
+
+    /// `count` events are now handed on (printed, or confirmed by the broker).
+    pub fn done(&self, count: usize) {
+        self.shared.pending.fetch_sub(count, Ordering::AcqRel);
+    }
+
+    pub fn set_broker(&self, state: BrokerState) {
+        self.shared.broker.store(state as u8, Ordering::Release);
+    }
+
+    pub fn status(&self) -> OutboxStatus {
+        OutboxStatus {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl OutboxStatus {
+    pub fn pending(&self) -> usize {
+        self.shared.pending.load(Ordering::Acquire)
+    }
+
+    pub fn broker(&self) -> BrokerState {
+        match self.shared.broker.load(Ordering::Acquire) {
+            0 => BrokerState::Embedded,
+            1 => BrokerState::Connected,
+            _ => BrokerState::Disconnected,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::NewEvent;
+
+    fn event() -> Event {
+        Event::create(NewEvent::parse(br#"{"user_id":"u","description":"d"}"#).unwrap())
+    }
+
+    #[test]
+    fn capacity_bounds_pending_and_unsent_reservations_are_released() {
+        let (outbox, receiver) = outbox(2, BrokerState::Embedded);
+        let status = outbox.status();
+        outbox.reserve().unwrap().send(event()).unwrap();
+        {
+            let _dropped = outbox.reserve().unwrap();
+            assert_eq!(status.pending(), 2);
+            assert_eq!(outbox.reserve().err(), Some(HandOffError::Full));
+        }
+        assert_eq!(status.pending(), 1);
+        outbox.reserve().unwrap().send(event()).unwrap();
+        assert_eq!(outbox.reserve().err(), Some(HandOffError::Full));
+        assert_eq!(receiver.receiver().len(), 2);
+        receiver.done(2);
+        assert_eq!(status.pending(), 0);
+    }
+
+    #[test]
+    fn send_after_the_consumer_is_gone_fails_and_releases_the_slot() {
+        let (outbox, receiver) = outbox(1, BrokerState::Connected);
+        drop(receiver);
+        let err = outbox.reserve().unwrap().send(event()).unwrap_err();
+        assert_eq!(err, HandOffError::Closed);
+        assert_eq!(outbox.status().pending(), 0);
+    }
+
+    #[test]
+    fn broker_state_is_shared() {
+        let (outbox, receiver) = outbox(1, BrokerState::Disconnected);
+        assert_eq!(outbox.status().broker(), BrokerState::Disconnected);
+        receiver.set_broker(BrokerState::Connected);
+        assert_eq!(outbox.status().broker().as_str(), "connected");
+    }
+}

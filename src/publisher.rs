@@ -1,0 +1,250 @@
+//! The RabbitMQ publisher: the logger's one notifier thread when `AMQP_URL` is set.
+//!
+//! It owns the blocking amiquip connection. Events arrive from the [`crate::outbox`] in
+//! creation order and stay *unconfirmed* (in a queue, in order) until the broker confirms them
+//! (publisher confirms); only then is the outbox's pending count lowered. Publishing is
+//! pipelined: every event that arrives is published at once and confirms are consumed as they
+//! come, so throughput does not pay one round trip per event.
+//!
+//! Any failure (broker down at start, connection cut, a `Nack`, a confirm that does not come
+//! within [`CONFIRM_TIMEOUT`]) closes what is left, reconnects with capped exponential backoff,
+//! re-declares the topology and publishes every unconfirmed event again, in order. A
+//! republished event may reach the queue twice (delivery is at least once); none is lost while
+//! the process lives.
+
+use std::collections::VecDeque;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use amiquip::{Confirm, ConfirmSmoother, Connection};
+use crossbeam_channel::{Receiver, RecvTimeoutError, select};
+
+use crate::amqp::{self, Backoff};
+use crate::config::AmqpSettings;
+use crate::event::Event;
+use crate::outbox::{BrokerState, OutboxReceiver};
+use crate::shutdown::Shutdown;
+
+/// How long the oldest published event may wait for its confirm before the connection is
+/// considered dead.
+pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often the publisher wakes up to check timeouts when nothing happens.
+const TICK: Duration = Duration::from_millis(250);
+
+/// Starts the publisher thread. It ends once the outbox is closed (every `Outbox` dropped) and
+/// every event is confirmed, or `shutdown_timeout` after the outbox closed, whichever is first.
+pub fn spawn(
+    receiver: OutboxReceiver,
+    settings: AmqpSettings,
+    shutdown: Shutdown,
+    shutdown_timeout: Duration,
+) -> std::io::Result<JoinHandle<()>> {
+    let publisher = Publisher {
+        receiver,
+        settings,
+        shutdown_timeout,
+        unconfirmed: VecDeque::new(),
+        closed_at: None,
+        state: BrokerState::Disconnected,
+    };
+    // The shutdown signal itself is not needed: the outbox closing is the signal, and it comes
+    // only after the HTTP workers have answered their last request.
+    drop(shutdown);
+    std::thread::Builder::new()
+        .name("publisher".into())
+        .spawn(move || publisher.run())
+}
+
+struct Publisher {
+    receiver: OutboxReceiver,
+    settings: AmqpSettings,
+    shutdown_timeout: Duration,
+    /// Taken from the outbox, not yet confirmed, in creation order.
+    unconfirmed: VecDeque<Event>,
+    /// When the outbox closed (the service is stopping).
+    closed_at: Option<Instant>,
+    state: BrokerState,
+}
+
+/// Why a session with the broker ended.
+enum SessionEnd {
+    /// Outbox closed and everything confirmed, or the shutdown deadline passed.
+    Finished,
+    Failed(String),
+}
+
+impl Publisher {
+    fn run(mut self) {
+        let mut backoff = Backoff::new();
+        let mut failures = 0u32;
+        while !self.finished() {
+            match self.open() {
+                Ok((connection, channel)) => {
+                    self.set_state(BrokerState::Connected, "");
+                    backoff.reset();
+                    failures = 0;
+                    let end = self.session(&channel);
+                    let _ = channel.close();
+                    let _ = connection.close();
+                    if let SessionEnd::Failed(why) = end {
+                        self.set_state(BrokerState::Disconnected, &why);
+                    }
+                }
+                Err(e) => {
+                    failures += 1;
+                    let why = format!("cannot connect: {e}");
+                    if failures == 1 {
+                        self.set_state(BrokerState::Disconnected, &why);
+                    } else {
+                        log::debug!("RabbitMQ attempt {failures} failed: {why}");
+                    }
+                    self.wait(backoff.next_delay());
+                }
+            }
+        }
+        let left = self.unconfirmed.len() + self.receiver.receiver().len();
+        if left > 0 {
+            log::error!(
+                "publisher stopped with {left} events not confirmed by RabbitMQ (SHUTDOWN_TIMEOUT_SECS passed)"
+            );
+        } else {
+            log::info!("publisher stopped: every accepted event was confirmed by RabbitMQ");
+        }
+    }
+
+    fn open(&self) -> amiquip::Result<(Connection, amiquip::Channel)> {
+        let mut connection = amqp::connect(&self.settings)?;
+        let channel = connection.open_channel(None)?;
+        amqp::declare(&channel, &self.settings)?;
+        Ok((connection, channel))
+    }
+
+    /// Logs a change of state (once per change, not once per attempt) and shows it in `/health`.
+    fn set_state(&mut self, state: BrokerState, why: &str) {
+        if state == self.state {
+            return;
+        }
+        self.state = state;
+        self.receiver.set_broker(state);
+        match state {
+            BrokerState::Connected => log::info!(
+                "connected to RabbitMQ at {}; {} events to publish",
+                self.settings.display_url(),
+                self.unconfirmed.len() + self.receiver.receiver().len()
+            ),
+            _ => log::warn!(
+                "RabbitMQ unavailable ({why}); {} events pending, reconnecting with backoff",
+                self.unconfirmed.len() + self.receiver.receiver().len()
+            ),
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.closed_at.map(|t| t + self.shutdown_timeout)
+    }
+
+    fn finished(&self) -> bool {
+        match self.deadline() {
+            None => false,
+            Some(deadline) => self.unconfirmed.is_empty() || Instant::now() >= deadline,
+        }
+    }
+
+    fn input(&self) -> Receiver<Event> {
+        match self.closed_at {
+            None => self.receiver.receiver().clone(),
+            Some(_) => crossbeam_channel::never(),
+        }
+    }
+
+    /// Waits `delay` (less if the shutdown deadline is nearer) while still taking events in, so
+    /// that a closing outbox is noticed during an outage.
+    fn wait(&mut self, delay: Duration) {
+        let until = Instant::now() + delay;
+        let until = self.deadline().map_or(until, |d| d.min(until));
+        while self.closed_at.is_none() {
+            match self
+                .receiver
+                .receiver()
+                .recv_timeout(until.saturating_duration_since(Instant::now()))
+            {
+                Ok(event) => self.unconfirmed.push_back(event),
+                Err(RecvTimeoutError::Timeout) => return,
+                Err(RecvTimeoutError::Disconnected) => self.closed_at = Some(Instant::now()),
+            }
+        }
+        std::thread::sleep(until.saturating_duration_since(Instant::now()));
+    }
+
+    /// Publishes everything unconfirmed, then every new event, retiring events as confirms come.
+    fn session(&mut self, channel: &amiquip::Channel) -> SessionEnd {
+        let confirms = match channel
+            .listen_for_publisher_confirms()
+            .and_then(|c| channel.enable_publisher_confirms().map(|()| c))
+        {
+            Ok(confirms) => confirms,
+            Err(e) => return SessionEnd::Failed(format!("cannot enable confirms: {e}")),
+        };
+        let exchange = self.settings.exchange.clone();
+        let mut smoother = ConfirmSmoother::new();
+        for event in &self.unconfirmed {
+            if let Err(e) = amqp::publish(channel, &exchange, event) {
+                return SessionEnd::Failed(format!("publish failed: {e}"));
+            }
+        }
+        // When the oldest unconfirmed event was published or last saw progress.
+        let mut waiting_since = Instant::now();
+        loop {
+            if self.finished() {
+                return SessionEnd::Finished;
+            }
+            if !self.unconfirmed.is_empty() && waiting_since.elapsed() > CONFIRM_TIMEOUT {
+                return SessionEnd::Failed(format!(
+                    "no publisher confirm within {CONFIRM_TIMEOUT:?}"
+                ));
+            }
+            let input = self.input();
+            select! {
+                recv(input) -> event => match event {
+                    Ok(event) => {
+                        if self.unconfirmed.is_empty() {
+                            waiting_since = Instant::now();
+                        }
+                        if let Err(e) = amqp::publish(channel, &exchange, &event) {
+                            self.unconfirmed.push_back(event);
+                            return SessionEnd::Failed(format!("publish failed: {e}"));
+                        }
+                        self.unconfirmed.push_back(event);
+                    }
+                    Err(_) => self.closed_at = Some(Instant::now()),
+                },
+                recv(confirms) -> confirm => match confirm {
+                    Ok(confirm) => {
+                        let mut acked = 0;
+                        for confirm in smoother.process(confirm) {
+                            match confirm {
+                                Confirm::Ack(_) => acked += 1,
+                                Confirm::Nack(_) => {
+                                    self.retire(acked);
+                                    return SessionEnd::Failed("the broker rejected a message (nack)".into());
+                                }
+                            }
+                        }
+                        self.retire(acked);
+                        waiting_since = Instant::now();
+                    }
+                    Err(_) => return SessionEnd::Failed("connection lost".into()),
+                },
+                default(TICK) => {}
+            }
+        }
+    }
+
+    /// The `count` oldest events are confirmed.
+    fn retire(&mut self, count: usize) {
+        let count = count.min(self.unconfirmed.len());
+        self.unconfirmed.drain(..count);
+        self.receiver.done(count);
+    }
+}
