@@ -70,7 +70,7 @@ pub fn declare(channel: &Channel, settings: &AmqpSettings) -> amiquip::Result<Na
     let mut arguments = FieldTable::default();
     arguments.insert(
         "x-dead-letter-exchange".into(),
-        AmqpValue::LongString(names.dead_letter_exchange.clone().into()),
+        AmqpValue::LongString(names.dead_letter_exchange.clone()),
     );
     channel.queue_declare(
         names.queue.as_str(),

@@ -14,6 +14,7 @@ pub mod app;
 pub mod config;
 pub mod docs;
 pub mod event;
+pub mod healthcheck;
 pub mod http;
 pub mod logging;
 pub mod notification;

@@ -155,13 +155,15 @@ impl Processor {
                     })
                 })
                 .collect();
-            workers
+            // Join every worker before looking at the results, then report the first failure.
+            let results: Vec<Result<(), String>> = workers
                 .into_iter()
                 .map(|w| {
                     w.join()
                         .unwrap_or_else(|_| Err("a consumer thread panicked".into()))
                 })
-                .fold(Ok(()), |acc, r| acc.and(r))
+                .collect();
+            results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
         });
         let _ = connection.close();
         result.map_err(SessionError::Lost)

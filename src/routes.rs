@@ -78,17 +78,21 @@ impl Route {
     }
 }
 
-#[derive(Serialize)]
-struct Ping {
-    now: Timestamp,
+/// The body of `GET /ping`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct Ping {
+    /// The server's current time, RFC 3339 in UTC with microseconds.
+    pub now: Timestamp,
 }
 
 /// The body of `GET /health`.
 #[derive(Debug, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Health {
     /// Always `ok` when the server answers.
+    #[schemars(extend("enum" = ["ok"]))]
     pub status: String,
     /// `embedded` (no broker configured), `connected` or `disconnected`.
+    #[schemars(extend("enum" = ["embedded", "connected", "disconnected"]))]
     pub broker: String,
     /// Events accepted but not yet handed on (confirmed by the broker, or printed in embedded
     /// mode).

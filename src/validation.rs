@@ -25,7 +25,7 @@ pub struct ErrorDetail {
     pub input: Value,
     /// Extra context, e.g. `{"max_length": 4096}` or the JSON parser's message.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ctx: Option<Value>,
+    pub ctx: Option<Box<Value>>,
 }
 
 /// One step of an error location: a name or a position.
@@ -89,7 +89,7 @@ fn detail(kind: &str, loc: Vec<LocItem>, msg: String, input: Value) -> ErrorDeta
 }
 
 fn with_ctx(mut d: ErrorDetail, ctx: Value) -> ErrorDetail {
-    d.ctx = Some(ctx);
+    d.ctx = Some(Box::new(ctx));
     d
 }
 
@@ -435,7 +435,10 @@ mod tests {
             err.detail[1].msg,
             "String should have at most 4096 characters"
         );
-        assert_eq!(err.detail[1].ctx, Some(json!({"max_length": 4096})));
+        assert_eq!(
+            err.detail[1].ctx.as_deref(),
+            Some(&json!({"max_length": 4096}))
+        );
     }
 
     #[test]
@@ -554,7 +557,7 @@ mod tests {
             ]
         );
         assert_eq!(err.detail[0].input, json!("-1"));
-        assert_eq!(err.detail[0].ctx, Some(json!({"ge": 0})));
+        assert_eq!(err.detail[0].ctx.as_deref(), Some(&json!({"ge": 0})));
         assert_eq!(
             err.detail[1].msg,
             "Input should be a valid integer, unable to parse string as an integer"

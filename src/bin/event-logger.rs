@@ -4,9 +4,13 @@ use std::process::ExitCode;
 
 use event_notification::app::EventLogger;
 use event_notification::config::{self, LoggerSettings};
+use event_notification::healthcheck;
 use event_notification::logging;
 
 fn main() -> ExitCode {
+    if std::env::args().skip(1).any(|a| a == "--healthcheck") {
+        return healthcheck::run_from_env();
+    }
     if std::env::args().skip(1).any(|a| a == "--help" || a == "-h") {
         print!(
             "{}",

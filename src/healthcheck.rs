@@ -1,0 +1,179 @@
+//! `event-logger --healthcheck`: one blocking `GET /health` against the logger running in the
+//! same container, for Docker's `HEALTHCHECK` (the runtime image has no curl).
+//!
+//! It reads `HOST` and `PORT` as the logger does: the request goes to `127.0.0.1` when the
+//! logger listens on every address (`0.0.0.0`, `::` or unset), else to `HOST` itself. Only the
+//! standard library is used, with short connect/read/write timeouts so a hung server makes the
+//! check fail instead of hang. The answer is healthy when its status line says `200`.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// How long one step (connect, write, read) may take.
+pub const TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The most of the answer that is read: the status line is all that matters.
+const MAX_READ: u64 = 64 * 1024;
+
+/// Where the check connects for a logger configured with `host` and `port`.
+pub fn target(host: Option<&str>, port: u16) -> String {
+    let host = host.map(str::trim).unwrap_or("");
+    match host {
+        "" | "0.0.0.0" | "::" | "[::]" => format!("127.0.0.1:{port}"),
+        h if h.contains(':') && !h.starts_with('[') => format!("[{h}]:{port}"),
+        h => format!("{h}:{port}"),
+    }
+}
+
+/// `GET /health` on `addr` (`host:port`); `Ok` with the status line when the status is 200.
+pub fn check(addr: &str, timeout: Duration) -> Result<String, String> {
+    let sockets: Vec<SocketAddr> = addr
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {addr}: {e}"))?
+        .collect();
+    let mut last_error = format!("no address for {addr}");
+    for socket in sockets {
+        match check_socket(addr, socket, timeout) {
+            Ok(status) => return Ok(status),
+            Err(e) => last_error = e,
+        }
+    }
+    Err(last_error)
+}
+
+fn check_socket(addr: &str, socket: SocketAddr, timeout: Duration) -> Result<String, String> {
+    let mut stream = TcpStream::connect_timeout(&socket, timeout)
+        .map_err(|e| format!("cannot connect to {socket}: {e}"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .map_err(|e| format!("cannot set timeouts: {e}"))?;
+    let request = format!(
+        "GET /health HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| format!("cannot send the request to {socket}: {e}"))?;
+    let mut answer = Vec::new();
+    // The status line is enough; a read error after it (say, a reset) does not matter.
+    let read = stream.take(MAX_READ).read_to_end(&mut answer);
+    let status_line = answer
+        .split(|&b| b == b'\n')
+        .next()
+        .map(|line| String::from_utf8_lossy(line).trim_end().to_owned())
+        .unwrap_or_default();
+    if status_line.is_empty() {
+        return Err(match read {
+            Err(e) => format!("no answer from {socket}: {e}"),
+            Ok(_) => format!("empty answer from {socket}"),
+        });
+    }
+    let mut parts = status_line.split_whitespace();
+    match (parts.next(), parts.next()) {
+        (Some(version), Some("200")) if version.starts_with("HTTP/") => Ok(status_line),
+        _ => Err(format!("unhealthy: {socket} answered {status_line:?}")),
+    }
+}
+
+/// The whole `--healthcheck` run: read `HOST`/`PORT`, check, print one line, exit 0 or 1.
+pub fn run_from_env() -> ExitCode {
+    let host = std::env::var("HOST").ok();
+    let port = match std::env::var("PORT") {
+        Ok(text) if !text.trim().is_empty() => match text.trim().parse::<u16>() {
+            Ok(port) if port != 0 => port,
+            _ => {
+                eprintln!("healthcheck: invalid PORT={text:?}: expected a port from 1 to 65535");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => 8000,
+    };
+    let addr = target(host.as_deref(), port);
+    match check(&addr, TIMEOUT) {
+        Ok(status) => {
+            println!("healthy: http://{addr}/health answered {status}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("healthcheck: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::thread;
+
+    /// A one-shot server answering `answer` to the first connection.
+    fn serve_once(answer: &'static str) -> (String, thread::JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("local_addr").to_string();
+        let handle = thread::spawn(move || {
+            let (mut conn, _) = listener.accept().expect("accept");
+            let mut request = [0u8; 1024];
+            let n = conn.read(&mut request).expect("read");
+            conn.write_all(answer.as_bytes()).expect("write");
+            String::from_utf8_lossy(&request[..n]).into_owned()
+        });
+        (addr, handle)
+    }
+
+    #[test]
+    fn a_200_is_healthy_and_the_request_is_get_health() {
+        let (addr, server) = serve_once(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{\"status\":\"ok\"}",
+        );
+        let status = check(&addr, TIMEOUT).expect("healthy");
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        let request = server.join().expect("server thread");
+        assert!(request.starts_with("GET /health HTTP/1.1\r\n"), "{request}");
+    }
+
+    #[test]
+    fn other_statuses_and_garbage_are_unhealthy() {
+        for answer in [
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.1 404 Not Found\r\n\r\n",
+            "200 OK\r\n\r\n",
+            "",
+        ] {
+            let (addr, server) = serve_once(answer);
+            assert!(check(&addr, TIMEOUT).is_err(), "{answer:?}");
+            server.join().expect("server thread");
+        }
+    }
+
+    #[test]
+    fn nothing_listening_is_unhealthy() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("local_addr").to_string();
+        drop(listener);
+        let err = check(&addr, Duration::from_secs(1)).unwrap_err();
+        assert!(err.contains("cannot connect"), "{err}");
+    }
+
+    #[test]
+    fn a_silent_server_times_out() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("local_addr").to_string();
+        let started = std::time::Instant::now();
+        assert!(check(&addr, Duration::from_millis(300)).is_err());
+        assert!(started.elapsed() < Duration::from_secs(3));
+        drop(listener);
+    }
+
+    #[test]
+    fn wildcard_hosts_are_checked_on_loopback() {
+        assert_eq!(target(None, 8000), "127.0.0.1:8000");
+        assert_eq!(target(Some("0.0.0.0"), 8000), "127.0.0.1:8000");
+        assert_eq!(target(Some("::"), 9000), "127.0.0.1:9000");
+        assert_eq!(target(Some("10.1.2.3"), 80), "10.1.2.3:80");
+        assert_eq!(target(Some("::1"), 80), "[::1]:80");
+        assert_eq!(target(Some("localhost"), 80), "localhost:80");
+    }
+}

@@ -1,0 +1,221 @@
+//! Runs every data-driven HTTP case in `fixtures/*.json` against a real server.
+//!
+//! A fixture file holds `{"description", "settings"?, "cases": [...]}`; each file gets a fresh
+//! server (with `settings.api_token` if given) and its cases run in order. A case:
+//! `{"name", "method", "path", "body"? (JSON) | "raw_body"? (string), "headers"? {..},
+//! "status", "json"? (expected subset), "headers_expected"? {..}, "save"? {"var": "field"}}`.
+//!
+//! Matching: objects match when every expected key matches; arrays need the same length and
+//! matching elements; strings `"$uuid"`, `"$timestamp"`, `"$any"` match any value of that kind;
+//! a header expected as `"$absent"` must be missing. `{var}` in paths, bodies and expectations
+//! is replaced by values saved from earlier responses of the same file. `"eventually": true`
+//! retries a case until it passes (at most 5 s).
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde_json::Value;
+
+#[test]
+fn every_fixture_case_passes() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("fixtures/ exists")
+        .map(|e| e.expect("readable entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no fixtures in {}", dir.display());
+    let mut failures = Vec::new();
+    let mut count = 0;
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("readable fixture");
+        let fixture: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{}: invalid JSON: {e}", file.display()));
+        count += run_file(file, &fixture, &mut failures);
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {count} fixture cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    eprintln!("{count} fixture cases in {} files passed", files.len());
+}
+
+fn run_file(file: &Path, fixture: &Value, failures: &mut Vec<String>) -> usize {
+    let name = file.file_name().unwrap_or_default().to_string_lossy();
+    let token = fixture["settings"]["api_token"].as_str().map(str::to_owned);
+    let app = common::spawn_app_with(|s| {
+        s.api_token = token.map(event_notification::config::Secret::new);
+        if let Some(n) = fixture["settings"]["max_body_bytes"].as_u64() {
+            s.max_body_bytes = n as usize;
+        }
+    });
+    let mut vars: HashMap<String, String> = HashMap::new();
+    let cases = fixture["cases"].as_array().expect("cases is an array");
+    for case in cases {
+        let label = format!("{name} / {}", case["name"].as_str().unwrap_or("<unnamed>"));
+        if let Err(why) = run_case(&app, case, &mut vars) {
+            failures.push(format!("- {label}: {why}"));
+        }
+    }
+    cases.len()
+}
+
+fn substitute(text: &str, vars: &HashMap<String, String>) -> String {
+    vars.iter().fold(text.to_owned(), |acc, (k, v)| {
+        acc.replace(&format!("{{{k}}}"), v)
+    })
+}
+
+fn substitute_json(value: &Value, vars: &HashMap<String, String>) -> Value {
+    match value {
+        Value::String(s) => Value::String(substitute(s, vars)),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| substitute_json(v, vars)).collect())
+        }
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), substitute_json(v, vars)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Runs a case; with `"eventually": true` it is retried for up to 5 s until it passes (for
+/// effects of the notifier thread, which runs after the response).
+fn run_case(
+    app: &common::TestApp,
+    case: &Value,
+    vars: &mut HashMap<String, String>,
+) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let result = try_case(app, case, vars);
+        if result.is_ok() || case["eventually"] != Value::Bool(true) {
+            return result;
+        }
+        if std::time::Instant::now() > deadline {
+            return result.map_err(|why| format!("still failing after 5 s: {why}"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn try_case(
+    app: &common::TestApp,
+    case: &Value,
+    vars: &mut HashMap<String, String>,
+) -> Result<(), String> {
+    let method = case["method"].as_str().ok_or("case has no method")?;
+    let path = substitute(case["path"].as_str().ok_or("case has no path")?, vars);
+    let body: Option<Vec<u8>> = if let Some(raw) = case.get("raw_body") {
+        Some(substitute(raw.as_str().ok_or("raw_body must be a string")?, vars).into_bytes())
+    } else {
+        case.get("body")
+            .map(|b| substitute_json(b, vars).to_string().into_bytes())
+    };
+    let headers: Vec<(String, String)> = case["headers"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), substitute(v.as_str().unwrap_or(""), vars)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let header_refs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let response = app.request(method, &path, &header_refs, body.as_deref());
+    let text = String::from_utf8_lossy(&response.body).into_owned();
+
+    let expected_status = case["status"].as_u64().ok_or("case has no status")?;
+    if u64::from(response.status) != expected_status {
+        return Err(format!(
+            "{method} {path}: status {} (expected {expected_status}); body {text}",
+            response.status
+        ));
+    }
+    let content_type = response.header("Content-Type").unwrap_or("");
+    if !content_type.starts_with("application/json") {
+        return Err(format!("Content-Type is {content_type:?}, not JSON"));
+    }
+    let actual: Value =
+        serde_json::from_str(&text).map_err(|e| format!("body is not JSON ({e}): {text}"))?;
+    // Saved first, so that a case's own expectations can use what it saves (its Location).
+    if let Some(save) = case["save"].as_object() {
+        for (var, field) in save {
+            let field = field.as_str().unwrap_or("");
+            let value = actual
+                .pointer(field)
+                .and_then(Value::as_str)
+                .ok_or(format!("cannot save {var}: no string at {field}"))?;
+            vars.insert(var.clone(), value.to_owned());
+        }
+    }
+    if let Some(expected) = case.get("json") {
+        let expected = substitute_json(expected, vars);
+        matches(&expected, &actual, "$")
+            .map_err(|why| format!("{method} {path}: {why}; body {text}"))?;
+    }
+    if let Some(expected) = case["headers_expected"].as_object() {
+        for (name, value) in expected {
+            let want = substitute(value.as_str().unwrap_or(""), vars);
+            match (response.header(name), want.as_str()) {
+                (None, "$absent") => {}
+                (Some(got), "$absent") => {
+                    return Err(format!("header {name}: {got:?}, expected absent"));
+                }
+                (Some(got), "$any") if !got.is_empty() => {}
+                (Some(got), want) if got == want => {}
+                (got, want) => return Err(format!("header {name}: {got:?}, expected {want:?}")),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn matches(expected: &Value, actual: &Value, at: &str) -> Result<(), String> {
+    match (expected, actual) {
+        (Value::String(s), _) if s == "$any" => Ok(()),
+        (Value::String(s), Value::String(a)) if s == "$uuid" => uuid::Uuid::parse_str(a)
+            .map(|_| ())
+            .map_err(|_| format!("{at}: {a:?} is not a UUID")),
+        (Value::String(s), Value::String(a)) if s == "$timestamp" => {
+            let ok = a.len() == 27
+                && a.ends_with('Z')
+                && time::OffsetDateTime::parse(a, &time::format_description::well_known::Rfc3339)
+                    .is_ok();
+            if ok {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{at}: {a:?} is not an RFC 3339 UTC timestamp with microseconds"
+                ))
+            }
+        }
+        (Value::Object(e), Value::Object(a)) => {
+            for (k, v) in e {
+                let got = a.get(k).ok_or(format!("{at}.{k}: missing"))?;
+                matches(v, got, &format!("{at}.{k}"))?;
+            }
+            Ok(())
+        }
+        (Value::Array(e), Value::Array(a)) => {
+            if e.len() != a.len() {
+                return Err(format!("{at}: {} items, expected {}", a.len(), e.len()));
+            }
+            for (i, (ev, av)) in e.iter().zip(a).enumerate() {
+                matches(ev, av, &format!("{at}[{i}]"))?;
+            }
+            Ok(())
+        }
+        (e, a) if e == a => Ok(()),
+        (e, a) => Err(format!("{at}: {a}, expected {e}")),
+    }
+}
