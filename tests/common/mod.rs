@@ -11,6 +11,8 @@ use event_notification::app::EventLogger;
 use event_notification::config::LoggerSettings;
 use serde_json::Value;
 
+pub mod process;
+
 /// A `Write` that tests can read back (captured notification lines).
 #[derive(Clone, Default)]
 pub struct SharedBuf(pub Arc<Mutex<Vec<u8>>>);
