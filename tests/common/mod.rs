@@ -11,6 +11,7 @@ use event_notification::app::EventLogger;
 use event_notification::config::LoggerSettings;
 use serde_json::Value;
 
+pub mod broker;
 pub mod process;
 
 /// A `Write` that tests can read back (captured notification lines).

@@ -1,0 +1,576 @@
+//! Both binaries against the real RabbitMQ: end to end, broker outages on either side (through a
+//! TCP proxy that cuts connections), the broker down at start, a full outbox, a processor killed
+//! mid-stream, the API down, a poison message, and competing processors.
+//!
+//! Each test has its own exchange and queues (deleted at the end), so the tests run in parallel
+//! and leave nothing behind. Without a reachable broker they print why and pass, except under
+//! `CI=true` or `REQUIRE_BROKER=1`, where they fail (see `common::broker`).
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::broker::{Proxy, Topology, broker};
+use common::process::Service;
+use common::{TestResponse, wait_until};
+use serde_json::{Value, json};
+
+/// The logger binary in AMQP mode and an HTTP client for it.
+struct Logger {
+    service: Service,
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl Logger {
+    fn start(topology: &Topology, amqp_url: &str, extra: &[(&str, &str)]) -> Logger {
+        let mut env: Vec<(&str, String)> = topology.env(amqp_url);
+        env.push(("SHUTDOWN_TIMEOUT_SECS", "5".into()));
+        env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (service, addr) = Service::logger(&env);
+        Logger {
+            service,
+            base: format!("http://{addr}"),
+            agent: common::client(),
+        }
+    }
+
+    fn request(&self, method: &str, path: &str, body: Option<&Value>) -> TestResponse {
+        let body = body.map(|b| b.to_string().into_bytes());
+        let url = format!("{}{path}", self.base);
+        common::send(&self.agent, method, &url, &[], body.as_deref())
+    }
+
+    /// Creates an event; its id when the answer is `200`.
+    fn post(&self, user: &str, description: &str) -> Result<String, TestResponse> {
+        let r = self.request(
+            "POST",
+            "/events",
+            Some(&json!({"user_id": user, "description": description})),
+        );
+        if r.status == 200 {
+            Ok(r.json()["event_id"].as_str().expect("id").to_owned())
+        } else {
+            Err(r)
+        }
+    }
+
+    fn health(&self) -> Value {
+        self.request("GET", "/health", None).json()
+    }
+
+    fn events(&self) -> Vec<Value> {
+        let r = self.request("GET", "/events", None);
+        assert_eq!(r.status, 200);
+        r.json().as_array().expect("array").clone()
+    }
+
+    fn processed(&self) -> usize {
+        let r = self.request("GET", "/events?status=Processed&limit=0", None);
+        r.header("X-Total-Count")
+            .and_then(|n| n.parse().ok())
+            .expect("X-Total-Count")
+    }
+
+    /// Waits until `count` events are `Processed`.
+    fn await_processed(&self, count: usize, within: Duration) {
+        let ok = wait_until(within, || self.processed() >= count);
+        assert!(
+            ok,
+            "only {} of {count} events Processed after {within:?}; logger stderr tail:\n{}",
+            self.processed(),
+            tail(&self.service.stderr.text())
+        );
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.base
+            .trim_start_matches("http://")
+            .parse()
+            .expect("address")
+    }
+
+    /// SIGTERM; asserts a clean exit.
+    fn stop(mut self) -> Service {
+        let status = self.service.terminate(Duration::from_secs(15));
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "logger: {}",
+            self.service.stderr.text()
+        );
+        self.service
+    }
+}
+
+fn start_processor(
+    topology: &Topology,
+    amqp_url: &str,
+    api: SocketAddr,
+    extra: &[(&str, &str)],
+) -> Service {
+    let mut env: Vec<(&str, String)> = topology.env(amqp_url);
+    env.push(("API_URL", format!("http://{api}")));
+    env.push(("SHUTDOWN_TIMEOUT_SECS", "5".into()));
+    env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Service::start("notification-processor", &[], &env)
+}
+
+fn stop_processor(mut processor: Service) -> Service {
+    let status = processor.terminate(Duration::from_secs(15));
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "processor: {}",
+        processor.stderr.text()
+    );
+    processor
+}
+
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// Event ids of the notification lines in `stdout`; every line must be one.
+fn notified(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .map(|line| {
+            let rest = line
+                .strip_prefix("Event ")
+                .unwrap_or_else(|| panic!("not a notification line: {line:?}"));
+            rest.split(' ').next().expect("id").to_owned()
+        })
+        .collect()
+}
+
+/// Asserts that the store holds exactly `accepted` (each once) and all are `Processed`.
+fn assert_store_is_exactly(logger: &Logger, accepted: &[String]) {
+    let events = logger.events();
+    let ids: Vec<&str> = events
+        .iter()
+        .map(|e| e["event_id"].as_str().expect("id"))
+        .collect();
+    let unique: HashSet<&str> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "an event is stored twice");
+    let wanted: HashSet<&str> = accepted.iter().map(String::as_str).collect();
+    assert_eq!(unique, wanted, "the store differs from the accepted events");
+    for event in &events {
+        assert_eq!(event["status"], "Processed", "{event}");
+    }
+}
+
+/// Posts from `clients` threads until `stop` is set; returns the ids that got a `200`. Other
+/// answers must be `503` (outbox full) and nothing else.
+fn post_until(logger: &Logger, clients: usize, stop: &AtomicBool) -> Vec<String> {
+    let accepted = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for c in 0..clients {
+            let accepted = &accepted;
+            scope.spawn(move || {
+                let mut i = 0;
+                while !stop.load(Ordering::Acquire) {
+                    match logger.post(&format!("client-{c}"), &format!("event {i}")) {
+                        Ok(id) => accepted.lock().unwrap().push(id),
+                        Err(r) => assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body)),
+                    }
+                    i += 1;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            });
+        }
+    });
+    accepted.into_inner().unwrap()
+}
+
+/// Runs `post_until` while `during` runs on this thread; returns the accepted ids.
+fn while_posting(logger: &Logger, during: impl FnOnce()) -> Vec<String> {
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let clients = scope.spawn(|| post_until(logger, 4, &stop));
+        during();
+        stop.store(true, Ordering::Release);
+        clients.join().expect("clients")
+    })
+}
+
+#[test]
+fn end_to_end_every_event_is_notified_once_and_processed() {
+    let Some(broker) = broker("end_to_end") else {
+        return;
+    };
+    let topology = broker.topology("e2e");
+    let logger = Logger::start(&topology, &broker.url(), &[]);
+    let processor = start_processor(&topology, &broker.url(), logger.addr(), &[]);
+
+    let started = Instant::now();
+    let mut expected = HashMap::new();
+    let ids: Vec<(String, String)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4)
+            .map(|t| {
+                let logger = &logger;
+                scope.spawn(move || {
+                    (0..250)
+                        .map(|i| {
+                            let description = format!("order {t}-{i} shipped");
+                            let id = logger
+                                .post(&format!("user-{t}"), &description)
+                                .expect("200");
+                            (
+                                id,
+                                format!("Event {{}} has been sent to user-{t}: {description}"),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("client"))
+            .collect()
+    });
+    for (id, line) in &ids {
+        expected.insert(id.clone(), line.replace("{}", id));
+    }
+    logger.await_processed(1000, Duration::from_secs(60));
+    let elapsed = started.elapsed();
+    eprintln!(
+        "end to end: 1000 events created and Processed in {elapsed:?} ({:.0} events/s)",
+        1000.0 / elapsed.as_secs_f64()
+    );
+
+    let processor = stop_processor(processor);
+    let health = logger.health();
+    assert_eq!(health["broker"], "connected");
+    assert_eq!(health["pending"], 0);
+    let accepted: Vec<String> = ids.iter().map(|(id, _)| id.clone()).collect();
+    assert_store_is_exactly(&logger, &accepted);
+    logger.stop();
+
+    let out = processor.stdout.text();
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort_unstable();
+    let mut wanted: Vec<&str> = expected.values().map(String::as_str).collect();
+    wanted.sort_unstable();
+    assert_eq!(lines, wanted, "one exact line per event");
+    assert_eq!(topology.ready(&topology.queue), 0);
+    assert_eq!(topology.ready(&topology.dead_queue()), 0);
+}
+
+/// Cuts the proxy for `outage` after `before`, then restores it.
+fn outage(proxy: &Proxy, before: Duration, outage: Duration) {
+    std::thread::sleep(before);
+    proxy.cut();
+    std::thread::sleep(outage);
+    proxy.restore();
+    std::thread::sleep(before);
+}
+
+#[test]
+fn the_logger_loses_nothing_when_its_broker_connection_is_cut() {
+    let Some(broker) = broker("logger_outage") else {
+        return;
+    };
+    let topology = broker.topology("logger-outage");
+    let proxy = Proxy::start(broker.addr(), true);
+    let logger = Logger::start(&topology, &broker.url_via(proxy.addr), &[]);
+    let processor = start_processor(&topology, &broker.url(), logger.addr(), &[]);
+
+    let mut seen_disconnected = false;
+    let accepted = while_posting(&logger, || {
+        std::thread::sleep(Duration::from_secs(1));
+        proxy.cut();
+        seen_disconnected = wait_until(Duration::from_secs(3), || {
+            logger.health()["broker"] == "disconnected"
+        });
+        std::thread::sleep(Duration::from_secs(1));
+        proxy.restore();
+        std::thread::sleep(Duration::from_secs(1));
+    });
+    assert!(seen_disconnected, "/health never said disconnected");
+    assert!(accepted.len() > 100, "only {} accepted", accepted.len());
+    logger.await_processed(accepted.len(), Duration::from_secs(60));
+    assert_store_is_exactly(&logger, &accepted);
+    assert_eq!(logger.health()["broker"], "connected");
+    let processor = stop_processor(processor);
+    let log = logger.stop().stderr.text();
+    assert!(log.contains("RabbitMQ unavailable"), "{log}");
+    // Every accepted event was notified (some twice: republished after the cut, at least once).
+    let notified: HashSet<String> = notified(&processor.stdout.text()).into_iter().collect();
+    assert_eq!(notified, accepted.into_iter().collect());
+}
+
+#[test]
+fn the_processor_loses_nothing_when_its_broker_connection_is_cut() {
+    let Some(broker) = broker("processor_outage") else {
+        return;
+    };
+    let topology = broker.topology("processor-outage");
+    let proxy = Proxy::start(broker.addr(), true);
+    let logger = Logger::start(&topology, &broker.url(), &[]);
+    let processor = start_processor(&topology, &broker.url_via(proxy.addr), logger.addr(), &[]);
+
+    let accepted = while_posting(&logger, || {
+        outage(&proxy, Duration::from_secs(1), Duration::from_secs(3))
+    });
+    logger.await_processed(accepted.len(), Duration::from_secs(60));
+    assert_store_is_exactly(&logger, &accepted);
+    let processor = stop_processor(processor);
+    let log = processor.stderr.text();
+    assert!(log.contains("lost the RabbitMQ connection"), "{log}");
+    let notified: HashSet<String> = notified(&processor.stdout.text()).into_iter().collect();
+    assert_eq!(notified, accepted.into_iter().collect());
+    logger.stop();
+}
+
+#[test]
+fn with_the_broker_down_at_start_events_wait_and_then_go_out() {
+    let Some(broker) = broker("broker_down_at_start") else {
+        return;
+    };
+    let topology = broker.topology("down-at-start");
+    let proxy = Proxy::start(broker.addr(), false);
+    let logger = Logger::start(&topology, &broker.url_via(proxy.addr), &[]);
+    let accepted: Vec<String> = (0..20)
+        .map(|i| logger.post("u", &format!("while down {i}")).expect("200"))
+        .collect();
+    let health = logger.health();
+    assert_eq!(health["broker"], "disconnected", "{health}");
+    assert_eq!(health["pending"], 20, "{health}");
+    assert_eq!(health["events"], 20, "{health}");
+
+    proxy.restore();
+    let processor = start_processor(&topology, &broker.url(), logger.addr(), &[]);
+    logger.await_processed(20, Duration::from_secs(30));
+    assert_store_is_exactly(&logger, &accepted);
+    let health = logger.health();
+    assert_eq!(
+        (&health["broker"], &health["pending"]),
+        (&json!("connected"), &json!(0))
+    );
+    let processor = stop_processor(processor);
+    assert_eq!(notified(&processor.stdout.text()).len(), 20);
+    logger.stop();
+}
+
+#[test]
+fn a_full_outbox_answers_503_and_stores_nothing_then_drains() {
+    let Some(broker) = broker("outbox_full") else {
+        return;
+    };
+    let topology = broker.topology("outbox-full");
+    let proxy = Proxy::start(broker.addr(), false);
+    let logger = Logger::start(
+        &topology,
+        &broker.url_via(proxy.addr),
+        &[("OUTBOX_CAPACITY", "5")],
+    );
+    let accepted: Vec<String> = (0..5)
+        .map(|i| logger.post("u", &format!("fits {i}")).expect("200"))
+        .collect();
+    for i in 0..3 {
+        let r = logger.post("u", &format!("rejected {i}")).expect_err("503");
+        assert_eq!(r.status, 503);
+        assert_eq!(r.header("Retry-After"), Some("1"));
+        assert_eq!(
+            r.json(),
+            json!({"detail": "notification queue is full, retry later"})
+        );
+    }
+    let events = logger.events();
+    assert_eq!(events.len(), 5);
+    assert!(events.iter().all(|e| {
+        e["description"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("fits"))
+    }));
+    assert_eq!(logger.health()["pending"], 5);
+
+    // Once the broker is back, the five go out and there is room again.
+    proxy.restore();
+    assert!(wait_until(
+        Duration::from_secs(15),
+        || logger.health()["pending"] == 0
+    ));
+    assert_eq!(topology.ready(&topology.queue), 5);
+    let queued: Vec<String> = topology
+        .take_all(&topology.queue)
+        .iter()
+        .map(|body| {
+            let event: Value = serde_json::from_slice(body).expect("Event JSON");
+            event["event_id"].as_str().expect("id").to_owned()
+        })
+        .collect();
+    assert_eq!(queued, accepted, "published once each, in order");
+    assert!(logger.post("u", "room again").is_ok());
+    logger.stop();
+}
+
+#[test]
+fn a_processor_killed_mid_stream_and_restarted_leaves_nothing_behind() {
+    let Some(broker) = broker("processor_killed") else {
+        return;
+    };
+    let topology = broker.topology("killed");
+    let logger = Logger::start(&topology, &broker.url(), &[]);
+    let accepted: Vec<String> = (0..300)
+        .map(|i| logger.post("u", &format!("event {i}")).expect("200"))
+        .collect();
+    // Slow enough that the kill lands mid-stream: one message at a time, on one thread.
+    let slow = [("PREFETCH", "1"), ("PROCESSOR_THREADS", "1")];
+    let first = start_processor(&topology, &broker.url(), logger.addr(), &slow);
+    assert!(wait_until(Duration::from_secs(30), || logger.processed() >= 30));
+    first.signal("KILL");
+    drop(first);
+    let done_before = logger.processed();
+    assert!(done_before < 300, "the kill came too late to test anything");
+
+    let second = start_processor(&topology, &broker.url(), logger.addr(), &[]);
+    logger.await_processed(300, Duration::from_secs(60));
+    assert_store_is_exactly(&logger, &accepted);
+    stop_processor(second);
+    logger.stop();
+    assert_eq!(topology.ready(&topology.queue), 0);
+}
+
+#[test]
+fn with_the_api_down_messages_wait_unacked_and_are_processed_once_it_is_back() {
+    let Some(broker) = broker("api_down") else {
+        return;
+    };
+    let topology = broker.topology("api-down");
+    let logger = Logger::start(&topology, &broker.url(), &[]);
+    let api = Proxy::start(logger.addr(), false);
+    let processor = start_processor(
+        &topology,
+        &broker.url(),
+        api.addr,
+        &[("MAX_ATTEMPTS", "100"), ("PROCESSOR_THREADS", "2")],
+    );
+    let accepted: Vec<String> = (0..10)
+        .map(|i| logger.post("u", &format!("event {i}")).expect("200"))
+        .collect();
+    // Each consumer thread prints one, then retries its PUT: nothing acked, nothing marked, and
+    // the rest wait (unacked, unprinted) behind them.
+    assert!(wait_until(Duration::from_secs(10), || {
+        !processor.stdout.text().is_empty()
+    }));
+    std::thread::sleep(Duration::from_secs(2));
+    let printed = notified(&processor.stdout.text()).len();
+    assert!((1..=2).contains(&printed), "{printed} printed by 2 threads");
+    assert_eq!(logger.processed(), 0);
+    assert_eq!(topology.ready(&topology.dead_queue()), 0);
+
+    api.restore();
+    logger.await_processed(10, Duration::from_secs(30));
+    assert_store_is_exactly(&logger, &accepted);
+    let processor = stop_processor(processor);
+    let mut printed = notified(&processor.stdout.text());
+    printed.sort();
+    let mut wanted = accepted.clone();
+    wanted.sort();
+    assert_eq!(
+        printed, wanted,
+        "printed exactly once each, retries do not print again"
+    );
+    assert!(processor.stderr.text().contains("retrying"));
+    logger.stop();
+}
+
+#[test]
+fn poison_and_undeliverable_messages_are_dead_lettered_and_the_processor_goes_on() {
+    let Some(broker) = broker("dead_letters") else {
+        return;
+    };
+    let topology = broker.topology("dead-letters");
+    let logger = Logger::start(&topology, &broker.url(), &[]);
+    let api = Proxy::start(logger.addr(), true);
+    let processor = start_processor(&topology, &broker.url(), api.addr, &[("MAX_ATTEMPTS", "2")]);
+
+    // Not JSON at all, and an Event the logger does not know (404): dead-lettered at once.
+    topology.publish_raw(b"this is not an event");
+    let unknown = json!({
+        "event_id": "0193a3c4-5b7e-7c1d-9e2f-3a4b5c6d7e8f", "user_id": "u",
+        "description": "d", "status": "NotProcessed",
+        "created_at": "2026-11-28T14:00:00.123456Z", "updated_at": "2026-11-28T14:00:00.123456Z"
+    });
+    topology.publish_raw(unknown.to_string().as_bytes());
+    assert!(wait_until(Duration::from_secs(10), || {
+        topology.ready(&topology.dead_queue()) == 2
+    }));
+
+    // The API unreachable for longer than MAX_ATTEMPTS tries: dead-lettered too.
+    api.cut();
+    let given_up = logger.post("u", "API unreachable").expect("200");
+    assert!(wait_until(Duration::from_secs(15), || {
+        topology.ready(&topology.dead_queue()) == 3
+    }));
+    api.restore();
+
+    // And the processor goes on.
+    let fine = logger.post("u", "after all that").expect("200");
+    logger.await_processed(1, Duration::from_secs(15));
+    let events = logger.events();
+    let status = |id: &str| {
+        events
+            .iter()
+            .find(|e| e["event_id"] == id)
+            .map(|e| e["status"].clone())
+    };
+    assert_eq!(status(&fine), Some(json!("Processed")));
+    assert_eq!(status(&given_up), Some(json!("NotProcessed")));
+
+    let dead = topology.take_all(&topology.dead_queue());
+    assert_eq!(dead[0], b"this is not an event");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&dead[1]).ok(),
+        Some(unknown)
+    );
+    let last: Value = serde_json::from_slice(&dead[2]).expect("Event JSON");
+    assert_eq!(last["event_id"], given_up.as_str());
+    let log = stop_processor(processor).stderr.text();
+    assert!(log.contains("dead-lettering"), "{log}");
+    logger.stop();
+}
+
+#[test]
+fn two_processors_share_the_queue_each_event_handled_by_one() {
+    let Some(broker) = broker("two_processors") else {
+        return;
+    };
+    let topology = broker.topology("two");
+    let logger = Logger::start(&topology, &broker.url(), &[]);
+    let one_at_a_time = [("PREFETCH", "1"), ("PROCESSOR_THREADS", "1")];
+    let a = start_processor(&topology, &broker.url(), logger.addr(), &one_at_a_time);
+    let b = start_processor(&topology, &broker.url(), logger.addr(), &one_at_a_time);
+    // Both consumers are attached before the work arrives.
+    std::thread::sleep(Duration::from_millis(500));
+    let accepted: Vec<String> = (0..200)
+        .map(|i| logger.post("u", &format!("event {i}")).expect("200"))
+        .collect();
+    logger.await_processed(200, Duration::from_secs(60));
+    assert_store_is_exactly(&logger, &accepted);
+    let (a, b) = (stop_processor(a), stop_processor(b));
+    let by_a = notified(&a.stdout.text());
+    let by_b = notified(&b.stdout.text());
+    assert!(
+        !by_a.is_empty() && !by_b.is_empty(),
+        "{} / {}",
+        by_a.len(),
+        by_b.len()
+    );
+    let mut all: Vec<String> = by_a.into_iter().chain(by_b).collect();
+    all.sort();
+    let mut wanted = accepted;
+    wanted.sort();
+    assert_eq!(all, wanted, "each event notified by exactly one processor");
+    logger.stop();
+}

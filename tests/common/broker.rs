@@ -1,0 +1,299 @@
+//! The real RabbitMQ for tests: finding it (or failing loudly under CI), a private topology per
+//! test that is deleted afterwards, a look into its queues, and a TCP proxy that can cut the
+//! connections going through it to simulate an outage.
+//!
+//! The broker is `AMQP_URL` from the environment, else `amqp://guest:guest@127.0.0.1:5672/%2f`.
+//! When it cannot be reached, [`broker`] returns `None` after printing one line saying why, so
+//! `cargo test` passes on a laptop without RabbitMQ; with `CI=true` or `REQUIRE_BROKER=1` it
+//! panics instead.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use amiquip::{Connection, Publish, QueueDeleteOptions};
+use event_notification::amqp;
+use event_notification::config::{AmqpSettings, Secret};
+
+const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// A reachable broker.
+pub struct Broker {
+    url: url::Url,
+}
+
+/// The broker, or `None` (with one line on stderr) when it cannot be reached and the caller
+/// may skip. `test` names the skipping test in that line.
+pub fn broker(test: &str) -> Option<Broker> {
+    let text = std::env::var("AMQP_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| DEFAULT_URL.to_owned());
+    let url = url::Url::parse(&text).unwrap_or_else(|e| panic!("AMQP_URL is not a URL: {e}"));
+    match Connection::insecure_open(&text) {
+        Ok(connection) => {
+            let _ = connection.close();
+            Some(Broker { url })
+        }
+        Err(e) => {
+            let required = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+                || std::env::var("REQUIRE_BROKER").is_ok_and(|v| v == "1");
+            let why = format!(
+                "RabbitMQ at {} is not reachable ({e})",
+                event_notification::config::redact_url(&text)
+            );
+            if required {
+                panic!(
+                    "{why}; CI=true or REQUIRE_BROKER=1 require it (start it: rabbitmq-server -detached)"
+                );
+            }
+            eprintln!("skipped {test}: {why}; set REQUIRE_BROKER=1 to make this a failure");
+            None
+        }
+    }
+}
+
+impl Broker {
+    /// The broker's URL with another host and port (to go through a [`Proxy`]).
+    pub fn url_via(&self, addr: SocketAddr) -> String {
+        let mut url = self.url.clone();
+        url.set_host(Some(&addr.ip().to_string())).expect("host");
+        url.set_port(Some(addr.port())).expect("port");
+        url.to_string()
+    }
+
+    pub fn url(&self) -> String {
+        self.url.to_string()
+    }
+
+    /// The broker's address, as a proxy's target.
+    pub fn addr(&self) -> SocketAddr {
+        let host = self.url.host_str().expect("AMQP_URL has a host");
+        let port = self.url.port().unwrap_or(5672);
+        (host, port)
+            .to_socket_addrs()
+            .expect("resolvable")
+            .next()
+            .expect("an address")
+    }
+
+    /// A private exchange and queue (plus `.dlx` / `.dead`), named after `test` and unique to
+    /// this run; declared now, deleted when dropped.
+    pub fn topology(&self, test: &str) -> Topology {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let tag = format!("test.{test}.{}.{n}", std::process::id());
+        let topology = Topology {
+            url: self.url(),
+            exchange: format!("{tag}.x"),
+            queue: format!("{tag}.q"),
+        };
+        let mut connection = topology.connect();
+        let channel = connection.open_channel(None).expect("channel");
+        amqp::declare(&channel, &topology.settings(&topology.url)).expect("declare topology");
+        let _ = connection.close();
+        topology
+    }
+}
+
+/// A test's own exchange and queues.
+pub struct Topology {
+    url: String,
+    pub exchange: String,
+    pub queue: String,
+}
+
+impl Topology {
+    pub fn dead_queue(&self) -> String {
+        format!("{}.dead", self.queue)
+    }
+
+    fn settings(&self, url: &str) -> AmqpSettings {
+        AmqpSettings {
+            url: Secret::new(url),
+            exchange: self.exchange.clone(),
+            queue: self.queue.clone(),
+        }
+    }
+
+    /// The variables that point a service at this topology through `url`.
+    pub fn env(&self, url: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("AMQP_URL", url.to_owned()),
+            ("AMQP_EXCHANGE", self.exchange.clone()),
+            ("AMQP_QUEUE", self.queue.clone()),
+        ]
+    }
+
+    fn connect(&self) -> Connection {
+        Connection::insecure_open(&self.url).expect("RabbitMQ was reachable a moment ago")
+    }
+
+    /// Messages ready in `queue` (not counting those delivered and not yet acked).
+    pub fn ready(&self, queue: &str) -> u32 {
+        let mut connection = self.connect();
+        let channel = connection.open_channel(None).expect("channel");
+        let count = channel
+            .queue_declare_passive(queue)
+            .expect("queue exists")
+            .declared_message_count()
+            .expect("passive declare gives a count");
+        let _ = connection.close();
+        count
+    }
+
+    /// Takes every ready message out of `queue` and returns their bodies, in queue order.
+    pub fn take_all(&self, queue: &str) -> Vec<Vec<u8>> {
+        let mut connection = self.connect();
+        let channel = connection.open_channel(None).expect("channel");
+        let mut bodies = Vec::new();
+        while let Some(get) = channel.basic_get(queue, true).expect("basic.get") {
+            bodies.push(get.delivery.body);
+        }
+        let _ = connection.close();
+        bodies
+    }
+
+    /// Publishes `body` as it is, as the logger would route an event.
+    pub fn publish_raw(&self, body: &[u8]) {
+        let mut connection = self.connect();
+        let channel = connection.open_channel(None).expect("channel");
+        channel
+            .basic_publish(
+                self.exchange.as_str(),
+                Publish::new(body, amqp::ROUTING_KEY),
+            )
+            .expect("publish");
+        let _ = connection.close();
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        let Ok(mut connection) = Connection::insecure_open(&self.url) else {
+            return;
+        };
+        // A failed delete closes its channel, so each gets its own.
+        for queue in [self.queue.clone(), self.dead_queue()] {
+            if let Ok(channel) = connection.open_channel(None) {
+                let _ = channel.queue_delete(queue, QueueDeleteOptions::default());
+            }
+        }
+        for exchange in [self.exchange.clone(), format!("{}.dlx", self.exchange)] {
+            if let Ok(channel) = connection.open_channel(None) {
+                let _ = channel.exchange_delete(exchange, false);
+            }
+        }
+        let _ = connection.close();
+    }
+}
+
+/// A TCP proxy to `target` that can cut every connection through it and refuse new ones
+/// ([`Proxy::cut`]) until [`Proxy::restore`].
+pub struct Proxy {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+struct Shared {
+    open: AtomicBool,
+    stopping: AtomicBool,
+    /// Both ends of every proxied connection, to shut them down on a cut.
+    streams: Mutex<Vec<TcpStream>>,
+}
+
+impl Proxy {
+    /// Starts a proxy to `target`; `open` says whether it passes connections from the start.
+    pub fn start(target: SocketAddr, open: bool) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let shared = Arc::new(Shared {
+            open: AtomicBool::new(open),
+            stopping: AtomicBool::new(false),
+            streams: Mutex::new(Vec::new()),
+        });
+        let acceptor = {
+            let shared = shared.clone();
+            std::thread::spawn(move || {
+                for client in listener.incoming() {
+                    if shared.stopping.load(Ordering::Acquire) {
+                        return;
+                    }
+                    let Ok(client) = client else { continue };
+                    if !shared.open.load(Ordering::Acquire) {
+                        // Refused: closed at once, as a broker that is down would.
+                        let _ = client.shutdown(Shutdown::Both);
+                        continue;
+                    }
+                    let Ok(server) = TcpStream::connect(target) else {
+                        let _ = client.shutdown(Shutdown::Both);
+                        continue;
+                    };
+                    let _ = pipe(&shared, client, server);
+                }
+            })
+        };
+        Proxy {
+            addr,
+            shared,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    /// Cuts every connection through the proxy and refuses new ones.
+    pub fn cut(&self) {
+        self.shared.open.store(false, Ordering::Release);
+        for stream in self.shared.streams.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Lets connections through again.
+    pub fn restore(&self) {
+        self.shared.open.store(true, Ordering::Release);
+    }
+}
+
+/// Copies bytes both ways between `client` and `server` on two threads.
+fn pipe(shared: &Shared, client: TcpStream, server: TcpStream) -> io::Result<()> {
+    {
+        let mut streams = shared.streams.lock().unwrap();
+        streams.push(client.try_clone()?);
+        streams.push(server.try_clone()?);
+    }
+    let (client_in, server_out) = (client.try_clone()?, server.try_clone()?);
+    std::thread::spawn(move || copy(client_in, server_out));
+    std::thread::spawn(move || copy(server, client));
+    Ok(())
+}
+
+fn copy(mut from: TcpStream, mut to: TcpStream) {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(Shutdown::Both);
+    let _ = from.shutdown(Shutdown::Both);
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.shared.stopping.store(true, Ordering::Release);
+        self.cut();
+        // Wakes the acceptor so it sees `stopping`.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+    }
+}
