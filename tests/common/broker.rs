@@ -49,7 +49,11 @@ pub fn broker(test: &str) -> Option<Broker> {
                     "{why}; CI=true or REQUIRE_BROKER=1 require it (start it: rabbitmq-server -detached)"
                 );
             }
-            eprintln!("skipped {test}: {why}; set REQUIRE_BROKER=1 to make this a failure");
+            // Straight to stderr: the test harness hides `eprintln!` of passing tests.
+            let _ = writeln!(
+                io::stderr(),
+                "skipped {test}: {why}; set REQUIRE_BROKER=1 to make this a failure"
+            );
             None
         }
     }
