@@ -210,7 +210,6 @@ impl Iterator for ClientConnection {
     /// Blocks until the next Request is available.
     /// Returns None when no new Requests will come from the client.
     fn next(&mut self) -> Option<Request> {
-        use crate::{Response, StatusCode};
 
         // the client sent a "connection: close" header in this previous request
         //  or is using HTTP 1.0, meaning that no new request will come
@@ -222,7 +221,7 @@ impl Iterator for ClientConnection {
             let rq = match self.read() {
                 Err(ReadError::WrongRequestLine) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
+                    let response = json_error(400, "Bad Request: malformed request line or header");
                     response
                         .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                         .ok();
@@ -232,7 +231,7 @@ impl Iterator for ClientConnection {
 
                 Err(ReadError::WrongHeader(ver)) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
+                    let response = json_error(400, "Bad Request: malformed request line or header");
                     response.raw_print(writer, ver, &[], false, None).ok();
                     return None; // we don't know where the next request would start,
                                  // se we have to close
@@ -241,7 +240,7 @@ impl Iterator for ClientConnection {
                 Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
                     // request timeout
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
+                    let response = json_error(408, "Request Timeout");
                     response
                         .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                         .ok();
@@ -250,14 +249,14 @@ impl Iterator for ClientConnection {
 
                 Err(ReadError::ExpectationFailed(ver)) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(417));
+                    let response = json_error(417, "Expectation Failed");
                     response.raw_print(writer, ver, &[], true, None).ok();
                     return None; // TODO: should be recoverable, but needs handling in case of body
                 }
 
                 Err(ReadError::HeadTooLarge) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(431));
+                    let response = json_error(431, "Request header fields too large");
                     response
                         .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                         .ok();
@@ -270,16 +269,16 @@ impl Iterator for ClientConnection {
             };
 
             // checking HTTP version
+            // PATCHED: upstream wrote this answer through a new writer, which waits for `rq`'s
+            // writer to be released while `rq` is still alive: the connection thread hung for
+            // good. Answer through `rq` itself, then close.
             if *rq.http_version() > (1, 1) {
-                let writer = self.sink.next().unwrap();
-                let response = Response::from_string(
-                    "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
-                )
-                .with_status_code(StatusCode(505));
-                response
-                    .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                    .ok();
-                continue;
+                let mut rq = rq;
+                rq.answer_as_http_1_1();
+                let response =
+                    json_error(505, "This server only supports HTTP versions 1.0 and 1.1");
+                rq.respond(response).ok();
+                return None;
             }
 
             // updating the status of the connection
@@ -307,6 +306,17 @@ impl Iterator for ClientConnection {
             return Some(rq);
         }
     }
+}
+
+/// PATCHED (see PATCHES.md): the answers tiny_http gives by itself carry a JSON body like every
+/// other answer of the service, instead of an empty or plain-text one.
+fn json_error(code: u16, detail: &str) -> crate::Response<std::io::Cursor<Vec<u8>>> {
+    let body = format!("{{\"detail\": \"{detail}\"}}");
+    let content_type = crate::Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..])
+        .expect("a valid header");
+    crate::Response::from_string(body)
+        .with_status_code(crate::StatusCode(code))
+        .with_header(content_type)
 }
 
 /// Parses a "HTTP/1.1" string.

@@ -274,6 +274,11 @@ impl Request {
         &self.http_version
     }
 
+    /// PATCHED: lets the connection answer an unsupported version as HTTP/1.1.
+    pub(crate) fn answer_as_http_1_1(&mut self) {
+        self.http_version = HTTPVersion(1, 1);
+    }
+
     /// Returns the length of the body in bytes.
     ///
     /// Returns `None` if the length is unknown.

@@ -1,0 +1,83 @@
+//! What the HTTP layer answers by itself, before any handler runs (the vendored tiny_http's
+//! patches, `vendor/tiny_http/PATCHES.md`): every such answer is JSON, and none of them leaves a
+//! connection thread behind.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// Sends `raw` on a fresh connection and reads until the server closes it.
+fn exchange(addr: std::net::SocketAddr, raw: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    stream.write_all(raw).expect("send");
+    let mut answer = Vec::new();
+    stream
+        .read_to_end(&mut answer)
+        .expect("the server answers and closes within 5 s");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("Linux /proc")
+        .count()
+}
+
+#[test]
+fn malformed_requests_get_json_errors_and_leave_no_thread_behind() {
+    let app = common::spawn_app();
+    let cases: &[(&[u8], &str, &str)] = &[
+        (
+            b"GARBAGE\r\n\r\n",
+            "400 Bad Request",
+            "malformed request line",
+        ),
+        (
+            b"GET /ping HTTP/1.1\r\nno colon here\r\n\r\n",
+            "400 Bad Request",
+            "malformed request line or header",
+        ),
+        (
+            b"GET /ping HTTP/2.0\r\nHost: x\r\n\r\n",
+            "HTTP/1.1 505",
+            "only supports HTTP versions 1.0 and 1.1",
+        ),
+        (
+            b"GET /ping HTTP/3.0\r\n\r\n",
+            "HTTP/1.1 505",
+            "only supports HTTP versions 1.0 and 1.1",
+        ),
+    ];
+    // Warm up, so that the baseline counts the worker pool and one connection's thread.
+    exchange(app.addr, b"GET /ping HTTP/1.0\r\n\r\n");
+    let before = threads();
+    for _ in 0..10 {
+        for (raw, status, detail) in cases {
+            let answer = exchange(app.addr, raw);
+            assert!(answer.contains(status), "{answer}");
+            assert!(
+                answer.contains("Content-Type: application/json"),
+                "{answer}"
+            );
+            let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+            let json: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+            assert!(
+                json["detail"].as_str().is_some_and(|d| d.contains(detail)),
+                "{json}"
+            );
+        }
+    }
+    // Connection threads end once their connection closes; 40 hung ones would show.
+    assert!(
+        common::wait_until(Duration::from_secs(5), || threads() <= before + 2),
+        "{} threads before, {} after",
+        before,
+        threads()
+    );
+    assert_eq!(app.get("/ping").status, 200);
+}
