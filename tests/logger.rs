@@ -183,7 +183,9 @@ fn a_taken_port_is_one_line_and_exit_1() {
 
 #[test]
 fn a_bad_setting_is_one_line_naming_it_and_exit_2() {
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    /// Binary, its environment, the variable the error must name.
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
         ("event-logger", &[("PORT", "abc")], "PORT"),
         ("event-logger", &[("PORT", "70000")], "PORT"),
         ("event-logger", &[("HTTP_THREADS", "0")], "HTTP_THREADS"),
