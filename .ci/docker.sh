@@ -75,9 +75,11 @@ builder_instructions() {
   '
 }
 
-# The scratch directory stands for the builder's WORKDIR; its target/ is kept between runs so a
-# second run is incremental. Inside it, paths are the Dockerfile's (target/release/...).
-work="${CARGO_TARGET_DIR:-$ROOT/target}/docker-builder"
+# The scratch directory stands for the builder's WORKDIR; inside it, paths are the Dockerfile's
+# (target/release/...). Its target/ is kept between runs, like Docker's layer cache, so only the
+# first run builds every dependency: under CARGO_TARGET_DIR if set, else in a cache directory
+# outside the clone, so that CI, which clones afresh each time, reuses it too.
+work="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/event-notification-ci}/docker-builder"
 mkdir -p "$work"
 find "$work" -mindepth 1 -maxdepth 1 ! -name target -exec rm -rf {} +
 
