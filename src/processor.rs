@@ -166,7 +166,15 @@ impl Processor {
             results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
         });
         let _ = connection.close();
-        result.map_err(SessionError::Lost)
+        match result {
+            // Stopping closes channels under consumers that may still be acking; what they
+            // did not ack is redelivered, so this is no connection loss worth reporting.
+            Err(why) if self.shutdown.is_triggered() => {
+                log::debug!("while stopping: {why}");
+                Ok(())
+            }
+            other => other.map_err(SessionError::Lost),
+        }
     }
 
     fn consume(&self, channel: Channel, stop: &AtomicBool) -> Result<(), String> {
@@ -184,6 +192,14 @@ impl Processor {
                 // Prefetched, unhandled messages go back to the queue when the channel closes;
                 // they were not printed, so nothing is sent twice.
                 let _ = consumer.cancel();
+                // Wait for the broker's cancel-ok before dropping the receiver: deliveries still
+                // on their way to a dropped receiver make amiquip log an internal error.
+                // What arrives meanwhile is not handled; closing the channel requeues it.
+                while let Ok(message) = consumer.receiver().recv_timeout(Duration::from_secs(1)) {
+                    if !matches!(message, ConsumerMessage::Delivery(_)) {
+                        break;
+                    }
+                }
                 drop(consumer);
                 let _ = channel.close();
                 return Ok(());
