@@ -256,7 +256,10 @@ fn end_to_end_every_event_is_notified_once_and_processed() {
     logger.stop();
 
     let log = processor.stderr.text();
-    assert!(!log.contains("[ERROR]"), "a clean run logs no error:\n{log}");
+    assert!(
+        !log.contains("[ERROR]"),
+        "a clean run logs no error:\n{log}"
+    );
     let out = processor.stdout.text();
     let mut lines: Vec<&str> = out.lines().collect();
     lines.sort_unstable();
