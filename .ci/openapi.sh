@@ -92,7 +92,7 @@ elif ((node_major < 20)); then
     "the browser check"
 else
   locked="$(node -p 'require("./tests/browser/package-lock.json").packages["node_modules/playwright-core"].version')"
-  installed="$(cd tests/browser && node -p 'require("playwright-core/package.json").version' 2>/dev/null || true)"
+  installed="$(node -p 'require("./tests/browser/node_modules/playwright-core/package.json").version' 2>/dev/null || true)"
   if [[ "$installed" == "$locked" ]]; then
     browser_tools=true
   else
