@@ -25,11 +25,14 @@ pub struct Event {
     /// Server-generated identifier (a UUID, lowercase and hyphenated).
     pub event_id: Uuid,
     /// Who is notified about the event.
+    #[schemars(length(min = 1, max = USER_ID_MAX))]
     pub user_id: String,
     /// What the notification says.
+    #[schemars(length(min = 1, max = DESCRIPTION_MAX))]
     pub description: String,
     /// `NotProcessed` on creation; `Processed` once the notification was sent; any non-empty
     /// string set through `PUT`.
+    #[schemars(length(min = 1, max = STATUS_MAX))]
     pub status: String,
     /// Creation time, RFC 3339 in UTC with microseconds.
     pub created_at: Timestamp,
@@ -90,13 +93,15 @@ impl Event {
 
 /// The body of `POST /events`. Only [`crate::validation`] makes one, so it is always valid.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+// The rustdoc above is about the Rust type; API users get what they may send.
+#[schemars(description = "The body of `POST /events`. Unknown fields are ignored.")]
 #[schemars(example = serde_json::json!({"user_id": "u-42", "description": "Your order has shipped"}))]
 pub struct NewEvent {
     /// Who is notified: 1 to 255 characters.
-    #[schemars(length(min = 1, max = 255))]
+    #[schemars(length(min = 1, max = USER_ID_MAX))]
     pub(crate) user_id: String,
     /// What the notification says: 1 to 4096 characters.
-    #[schemars(length(min = 1, max = 4096))]
+    #[schemars(length(min = 1, max = DESCRIPTION_MAX))]
     pub(crate) description: String,
 }
 
@@ -110,17 +115,22 @@ impl NewEvent {
 }
 
 /// The body of `PUT`/`PATCH /events/{event_id}`: every field optional, absent ones unchanged.
+///
+/// `{}` changes nothing; unknown fields are ignored; a field given as `null` is a `422`
+/// (`string_type`), not "unchanged".
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[schemars(example = serde_json::json!({"status": "Processed"}))]
 pub struct EventUpdate {
+    // `type` is overridden because schemars would make an `Option` nullable, while
+    // `EventUpdate::parse` refuses a present `null`: a field may be absent, never `null`.
     /// New status: 1 to 64 characters.
-    #[schemars(length(min = 1, max = 64))]
+    #[schemars(length(min = 1, max = STATUS_MAX), extend("type" = "string"))]
     pub(crate) status: Option<String>,
     /// New description: 1 to 4096 characters.
-    #[schemars(length(min = 1, max = 4096))]
+    #[schemars(length(min = 1, max = DESCRIPTION_MAX), extend("type" = "string"))]
     pub(crate) description: Option<String>,
     /// New user id: 1 to 255 characters.
-    #[schemars(length(min = 1, max = 255))]
+    #[schemars(length(min = 1, max = USER_ID_MAX), extend("type" = "string"))]
     pub(crate) user_id: Option<String>,
 }
 

@@ -18,6 +18,7 @@ pub struct ErrorDetail {
     #[serde(rename = "type")]
     pub kind: String,
     /// Where the problem is: `["body", "user_id"]`, `["path", "event_id"]`, `["body", 12]`.
+    #[schemars(length(min = 1))]
     pub loc: Vec<LocItem>,
     /// Human-readable message (pydantic v2 wording).
     pub msg: String,
@@ -25,6 +26,7 @@ pub struct ErrorDetail {
     pub input: Value,
     /// Extra context, e.g. `{"max_length": 4096}` or the JSON parser's message.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("type" = "object"))]
     pub ctx: Option<Box<Value>>,
 }
 
@@ -44,7 +46,15 @@ impl From<&str> for LocItem {
 
 /// The `422` body: `{"detail": [ErrorDetail, ...]}`.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[schemars(example = serde_json::json!({"detail": [
+    {"type": "string_too_short", "loc": ["body", "user_id"],
+     "msg": "String should have at least 1 character", "input": "", "ctx": {"min_length": 1}},
+    {"type": "missing", "loc": ["body", "description"], "msg": "Field required",
+     "input": {"user_id": ""}}
+]}))]
 pub struct ValidationErrors {
+    /// Every problem found, one entry each (never empty).
+    #[schemars(length(min = 1))]
     pub detail: Vec<ErrorDetail>,
 }
 
