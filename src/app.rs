@@ -12,6 +12,7 @@ use crate::outbox::{BrokerState, outbox};
 use crate::routes::Api;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
+use crate::watchdog::{Alarm, ProbeConfig};
 use crate::{notifier, publisher};
 
 /// A running Event Logger.
@@ -20,6 +21,8 @@ pub struct EventLogger {
     notifier: JoinHandle<()>,
     shutdown: Shutdown,
     store: Store,
+    /// Raised when the HTTP server stopped accepting connections.
+    failure: Alarm,
 }
 
 impl EventLogger {
@@ -53,13 +56,27 @@ impl EventLogger {
             max_body_bytes: settings.max_body_bytes,
             io_timeout: settings.idle_timeout,
         };
+        let failure = Alarm::new();
+        let on_failure = {
+            let (failure, shutdown) = (failure.clone(), shutdown.clone());
+            Box::new(move |why: &str| {
+                failure.raise(why);
+                shutdown.trigger();
+            })
+        };
         // On failure `api` (and with it the outbox) is dropped, so the notifier ends by itself.
-        let http = HttpServer::start(&config, Arc::new(move |request| api.handle(request)))?;
+        let http = HttpServer::start_watched(
+            &config,
+            Arc::new(move |request| api.handle(request)),
+            ProbeConfig::default(),
+            on_failure,
+        )?;
         Ok(EventLogger {
             http,
             notifier,
             shutdown,
             store,
+            failure,
         })
     }
 
@@ -77,10 +94,17 @@ impl EventLogger {
         &self.store
     }
 
-    /// Serves until the shutdown signal, then stops gracefully.
-    pub fn run_until_stopped(self) {
+    /// Serves until the shutdown signal, then stops gracefully. An error means the server
+    /// stopped accepting connections (see [`crate::watchdog`]): the process should exit
+    /// non-zero so that its supervisor restarts it.
+    pub fn run_until_stopped(self) -> Result<(), String> {
         self.shutdown.wait();
+        let failure = self.failure.clone();
         self.stop();
+        match failure.reason() {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
     }
 
     /// Stops taking requests, answers those in flight, then lets the notifier hand on every

@@ -2,8 +2,8 @@
 //! fixed pool of blocking worker threads.
 //!
 //! This module owns everything about the wire that is not a route: socket timeouts (tiny_http
-//! sets none), the body size limit, turning a handler panic into a `500`, request logging and
-//! a graceful stop. Handlers see a small [`Request`] and return a [`Response`]; they never touch
+//! sets none), the body size limit, turning a handler panic into a `500`, request logging,
+//! watching that connections are still accepted ([`crate::watchdog`]) and a graceful stop. Handlers see a small [`Request`] and return a [`Response`]; they never touch
 //! tiny_http.
 
 use std::borrow::Cow;
@@ -16,6 +16,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+
+use crate::shutdown::Shutdown;
+use crate::watchdog::{self, Alarm, ProbeConfig};
 
 /// How the server listens and reads.
 #[derive(Debug, Clone)]
@@ -66,6 +69,9 @@ pub struct Request<'a> {
     headers: Vec<(String, String)>,
     body: &'a mut dyn Read,
     max_body_bytes: usize,
+    /// Reading the body fails after this instant: the socket's read timeout bounds only the
+    /// gap between two reads, so a client trickling its body would otherwise hold a worker.
+    body_deadline: Option<Instant>,
 }
 
 /// Why a body could not be read.
@@ -92,6 +98,7 @@ impl<'a> Request<'a> {
             headers,
             body,
             max_body_bytes,
+            body_deadline: None,
         }
     }
 
@@ -113,10 +120,22 @@ impl<'a> Request<'a> {
             return Err(BodyError::TooLarge);
         }
         let mut body = Vec::with_capacity(declared.unwrap_or(0) as usize);
-        self.body
-            .take(self.max_body_bytes as u64 + 1)
-            .read_to_end(&mut body)
-            .map_err(BodyError::Read)?;
+        let mut limited = self.body.take(self.max_body_bytes as u64 + 1);
+        let mut chunk = [0u8; 8 * 1024];
+        loop {
+            match limited.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => body.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(BodyError::Read(e)),
+            }
+            if self.body_deadline.is_some_and(|d| Instant::now() > d) {
+                return Err(BodyError::Read(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the body arrived too slowly (HTTP_IDLE_TIMEOUT_SECS)",
+                )));
+            }
+        }
         if body.len() > self.max_body_bytes {
             return Err(BodyError::TooLarge);
         }
@@ -196,11 +215,29 @@ pub struct HttpServer {
     workers: Vec<JoinHandle<()>>,
     stopping: Arc<AtomicBool>,
     addr: SocketAddr,
+    alarm: Alarm,
+    watchdog_stop: Shutdown,
+    watchdog: JoinHandle<()>,
 }
 
+/// Called once if the server stops accepting connections, with the reason.
+pub type OnFailure = Box<dyn FnOnce(&str) + Send>;
+
 impl HttpServer {
-    /// Binds `host:port` and starts `threads` workers calling `handler`.
+    /// Binds `host:port` and starts `threads` workers calling `handler`. A dead accept loop is
+    /// only logged; see [`HttpServer::start_watched`].
     pub fn start(config: &ServerConfig, handler: Arc<Handler>) -> Result<HttpServer, StartError> {
+        HttpServer::start_watched(config, handler, ProbeConfig::default(), Box::new(|_| {}))
+    }
+
+    /// Like [`HttpServer::start`], and calls `on_failure` if tiny_http's accept loop dies (see
+    /// [`crate::watchdog`]), so that the service can exit and be restarted.
+    pub fn start_watched(
+        config: &ServerConfig,
+        handler: Arc<Handler>,
+        probes: ProbeConfig,
+        on_failure: OnFailure,
+    ) -> Result<HttpServer, StartError> {
         let listener = listen(config)?;
         let addr = listener
             .local_addr()
@@ -210,13 +247,16 @@ impl HttpServer {
                 .map_err(|e| StartError::Server(e.to_string()))?,
         );
         let stopping = Arc::new(AtomicBool::new(false));
+        let alarm = Alarm::new();
         let mut workers = Vec::with_capacity(config.threads);
         for i in 0..config.threads.max(1) {
             let worker = Worker {
                 server: server.clone(),
                 handler: handler.clone(),
                 stopping: stopping.clone(),
+                alarm: alarm.clone(),
                 max_body_bytes: config.max_body_bytes,
+                io_timeout: config.io_timeout,
             };
             let handle = std::thread::Builder::new()
                 .name(format!("http-{i}"))
@@ -224,11 +264,23 @@ impl HttpServer {
                 .map_err(StartError::Thread)?;
             workers.push(handle);
         }
+        let watchdog_stop = Shutdown::new();
+        let watchdog = watchdog::spawn(
+            addr,
+            probes,
+            alarm.clone(),
+            watchdog_stop.clone(),
+            on_failure,
+        )
+        .map_err(StartError::Thread)?;
         Ok(HttpServer {
             server,
             workers,
             stopping,
             addr,
+            alarm,
+            watchdog_stop,
+            watchdog,
         })
     }
 
@@ -239,6 +291,11 @@ impl HttpServer {
     /// Stops taking requests, lets the workers answer what is already queued, joins them and
     /// closes the listener.
     pub fn stop(self) {
+        self.watchdog_stop.trigger();
+        self.alarm.raise("stopping");
+        if self.watchdog.join().is_err() {
+            log::error!("the HTTP watchdog thread panicked");
+        }
         self.stopping.store(true, Ordering::Release);
         for _ in &self.workers {
             self.server.unblock();
@@ -288,7 +345,9 @@ struct Worker {
     server: Arc<tiny_http::Server>,
     handler: Arc<Handler>,
     stopping: Arc<AtomicBool>,
+    alarm: Alarm,
     max_body_bytes: usize,
+    io_timeout: Duration,
 }
 
 impl Worker {
@@ -300,7 +359,12 @@ impl Worker {
                 // still answered.
                 Ok(None) if self.stopping.load(Ordering::Acquire) => break,
                 Ok(None) => {}
-                Err(e) => log::warn!("could not receive a request: {e}"),
+                // tiny_http hands out an error only when its accept loop died on it.
+                Err(e) => {
+                    log::error!("tiny_http's accept loop stopped: {e}");
+                    self.alarm
+                        .raise(format!("tiny_http's accept loop stopped: {e}"));
+                }
             }
         }
     }
@@ -316,6 +380,7 @@ impl Worker {
         let url = raw.url().to_owned();
         let mut request =
             Request::new(&method, &url, headers, raw.as_reader(), self.max_body_bytes);
+        request.body_deadline = Some(started + self.io_timeout);
         let response = match catch_unwind(AssertUnwindSafe(|| (self.handler)(&mut request))) {
             Ok(response) => response,
             Err(panic) => {

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use event_notification::app::EventLogger;
 use event_notification::config::{self, LoggerSettings};
 use event_notification::healthcheck;
+use event_notification::limits;
 use event_notification::logging;
 
 fn main() -> ExitCode {
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
         .unwrap_or_default();
     secrets.extend(settings.api_token.iter().map(|t| t.expose().to_owned()));
     logging::init(settings.log_level, secrets);
+    limits::raise_and_log();
 
     let logger = match EventLogger::start(&settings, Box::new(std::io::stdout())) {
         Ok(logger) => logger,
@@ -63,6 +65,11 @@ fn main() -> ExitCode {
         logger.local_addr(),
         settings.http_threads
     );
-    logger.run_until_stopped();
-    ExitCode::SUCCESS
+    match logger.run_until_stopped() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(why) => {
+            log::error!("event-logger exits with an error: {why}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -6,6 +6,7 @@ use std::io::{BufReader, BufWriter, ErrorKind, Read};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::time::{Duration, Instant};
 
 use crate::common::{HTTPVersion, Method};
 use crate::util::RefinedTcpStream;
@@ -37,6 +38,17 @@ pub struct ClientConnection {
 
     // PATCHED: set when a request body was abandoned unread; the stream is then out of step
     abandoned: std::sync::Arc<std::sync::atomic::AtomicBool>,
+
+    // PATCHED: how long a request head may take from its first byte to its end (the socket's
+    // read timeout, which alone bounds only the gap between two bytes)
+    head_timeout: Option<Duration>,
+}
+
+/// PATCHED: what a request head may still use: bytes, and time once its first byte came.
+struct HeadLimits {
+    budget: usize,
+    timeout: Option<Duration>,
+    deadline: Option<Instant>,
 }
 
 /// Error that can happen when reading a request.
@@ -63,6 +75,7 @@ impl ClientConnection {
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
+        let head_timeout = read_socket.read_timeout();
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -75,6 +88,7 @@ impl ClientConnection {
             no_more_requests: false,
             secure,
             abandoned: Default::default(),
+            head_timeout,
         }
     }
 
@@ -87,7 +101,7 @@ impl ClientConnection {
     ///
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
-    fn read_next_line(&mut self, budget: &mut usize) -> Result<AsciiString, ReadError> {
+    fn read_next_line(&mut self, limits: &mut HeadLimits) -> Result<AsciiString, ReadError> {
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
 
@@ -104,6 +118,19 @@ impl ClientConnection {
                 }
             };
 
+            // PATCHED: a client sending one byte now and then never trips the socket's read
+            // timeout, so the whole head gets that much time from its first byte (408 after).
+            match limits.deadline {
+                None => limits.deadline = limits.timeout.map(|t| Instant::now() + t),
+                Some(deadline) if Instant::now() > deadline => {
+                    return Err(ReadError::ReadIoError(IoError::new(
+                        ErrorKind::TimedOut,
+                        "request head too slow",
+                    )))
+                }
+                Some(_) => {}
+            }
+
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
                 return AsciiString::from_ascii(buf).map_err(|_| {
@@ -114,10 +141,10 @@ impl ClientConnection {
                 });
             }
 
-            if *budget == 0 {
+            if limits.budget == 0 {
                 return Err(ReadError::HeadTooLarge);
             }
-            *budget -= 1;
+            limits.budget -= 1;
 
             prev_byte_was_cr = byte == b'\r';
 
@@ -128,11 +155,15 @@ impl ClientConnection {
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
-        let mut budget = MAX_HEAD_BYTES;
+        let mut limits = HeadLimits {
+            budget: MAX_HEAD_BYTES,
+            timeout: self.head_timeout,
+            deadline: None,
+        };
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line(&mut budget)?;
+                let line = self.read_next_line(&mut limits)?;
 
                 // PATCHED: a previous request's body was abandoned unread (see
                 // `EqualReader`), so what follows is not a request: close the connection.
@@ -152,7 +183,7 @@ impl ClientConnection {
             let headers = {
                 let mut headers = Vec::new();
                 loop {
-                    let line = self.read_next_line(&mut budget)?;
+                    let line = self.read_next_line(&mut limits)?;
 
                     if line.is_empty() {
                         break;

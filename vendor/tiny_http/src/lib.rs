@@ -314,6 +314,19 @@ impl Server {
 
                         Ok(ClientConnection::new(write_closable, read_closable))
                     }
+                    // PATCHED: a read timeout set on the listener (so that accepted sockets
+                    // inherit it) also makes `accept()` give up with `EAGAIN` when no client
+                    // came for that long; that is not a failure, so keep accepting.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock
+                                | std::io::ErrorKind::TimedOut
+                                | std::io::ErrorKind::Interrupted
+                        ) =>
+                    {
+                        continue
+                    }
                     Err(e) => Err(e),
                 };
 

@@ -57,7 +57,12 @@ impl<R: Read> Drop for ChunkedReader<R> {
         }
         let mut buf = [0u8; 8 * 1024];
         let mut drained = 0;
-        while !self.failed && drained <= DRAIN_LIMIT {
+        // PATCHED (fix 6): and for at most 1 s, so a trickled body does not hold the worker.
+        let started = std::time::Instant::now();
+        while !self.failed
+            && drained <= DRAIN_LIMIT
+            && started.elapsed() <= std::time::Duration::from_secs(1)
+        {
             match self.read(&mut buf) {
                 Ok(0) => return,
                 Ok(n) => drained += n,

@@ -85,8 +85,22 @@ where
             self.last_read_signal.send(Err(err)).ok();
             return;
         }
+        // PATCHED: and for at most `DRAIN_TIME`, so a client trickling its unread body does
+        // not hold the worker that answered it.
+        const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+        let started = std::time::Instant::now();
         let mut buf = [0u8; 8 * 1024];
         while self.size > 0 {
+            if started.elapsed() > DRAIN_TIME {
+                let err = std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "request body drained too slowly; closing the connection",
+                );
+                self.abandoned
+                    .store(true, std::sync::atomic::Ordering::Release);
+                self.last_read_signal.send(Err(err)).ok();
+                return;
+            }
             let want = self.size.min(buf.len());
             match self.reader.read(&mut buf[..want]) {
                 Err(e) => {

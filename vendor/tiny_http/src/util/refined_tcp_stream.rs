@@ -121,6 +121,15 @@ impl RefinedTcpStream {
     pub(crate) fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
         self.stream.peer_addr()
     }
+
+    /// PATCHED: the read timeout of a plain connection (`None` over TLS).
+    pub(crate) fn read_timeout(&self) -> Option<std::time::Duration> {
+        match &self.stream {
+            Stream::Http(connection) => connection.read_timeout().ok().flatten(),
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(_) => None,
+        }
+    }
 }
 
 impl Drop for RefinedTcpStream {

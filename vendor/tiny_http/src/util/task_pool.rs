@@ -69,7 +69,11 @@ impl TaskPool {
     pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
         let mut queue = self.sharing.todo.lock().unwrap();
 
-        if self.sharing.waiting_tasks.load(Ordering::Acquire) == 0 {
+        // PATCHED (see PATCHES.md): a woken thread stays counted as waiting until it takes the
+        // lock again, so in a burst of connections every task was queued for the same few
+        // "waiting" threads, and each queued connection waited until a running one closed.
+        // Only as many tasks as there are waiting threads may be queued.
+        if self.sharing.waiting_tasks.load(Ordering::Acquire) <= queue.len() {
             self.add_thread(Some(code));
         } else {
             queue.push_back(code);

@@ -1,0 +1,71 @@
+//! Process resource limits the Event Logger adjusts at start: the open-file limit.
+//!
+//! Every connection costs a file descriptor, and tiny_http's accept loop stops for good on the
+//! first `accept()` error (`EMFILE` when descriptors run out; see [`crate::watchdog`]). Many
+//! systems start processes with a soft limit of 1024 under a much higher hard limit, so the
+//! soft limit is raised to the hard one, which needs no privilege.
+
+use std::io;
+
+/// Below this many descriptors a warning says that the server may run out under load.
+pub const LOW_FD_LIMIT: u64 = 4096;
+
+/// The open-file limit before and after [`raise_fd_limit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FdLimit {
+    pub before: u64,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit.
+pub fn raise_fd_limit() -> io::Result<FdLimit> {
+    let (before, _) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;
+    rlimit::increase_nofile_limit(u64::MAX)?;
+    let (soft, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;
+    Ok(FdLimit { before, soft, hard })
+}
+
+/// Raises the limit and logs the outcome (a warning if it stays low or cannot be read).
+pub fn raise_and_log() {
+    match raise_fd_limit() {
+        Ok(limit) => {
+            if limit.soft > limit.before {
+                log::info!(
+                    "open-file limit raised from {} to {} (the hard limit)",
+                    limit.before,
+                    limit.soft
+                );
+            } else {
+                log::info!(
+                    "open-file limit: {} (hard limit {})",
+                    limit.soft,
+                    limit.hard
+                );
+            }
+            if limit.soft < LOW_FD_LIMIT {
+                log::warn!(
+                    "open-file limit {} is low: each connection needs one; raise the hard limit (ulimit -Hn, Compose `ulimits: nofile`)",
+                    limit.soft
+                );
+            }
+        }
+        Err(e) => log::warn!("cannot read or raise the open-file limit: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn soft_limit_ends_at_the_hard_limit() {
+        let limit = raise_fd_limit().expect("getrlimit works on Linux");
+        assert_eq!(limit.soft, limit.hard);
+        assert!(limit.soft >= limit.before);
+        assert_eq!(
+            rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap(),
+            (limit.hard, limit.hard)
+        );
+    }
+}
