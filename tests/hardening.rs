@@ -502,6 +502,75 @@ fn a_handler_panic_gives_500_and_the_worker_goes_on() {
     server.stop();
 }
 
+/// The real binary with only a few file descriptors (hard limit too, so raising it at start
+/// cannot help): once connections use them up, tiny_http's accept loop stops, either because
+/// `accept()` fails with `EMFILE` or because its connection setup panics on the failed `dup`,
+/// whichever comes first for the descriptors left. Both limits are run, so both ways of dying
+/// are met; the logger must say so and exit 1 instead of serving nothing.
+#[test]
+fn the_logger_exits_non_zero_when_its_accept_loop_dies() {
+    let _guard = light();
+    let runs: Vec<_> = [32, 33]
+        .into_iter()
+        .map(|limit| std::thread::spawn(move || starve_of_descriptors(limit)))
+        .collect();
+    for run in runs {
+        let (limit, stderr) = run.join().unwrap();
+        let reason = stderr
+            .lines()
+            .find(|l| l.contains("exits with an error"))
+            .unwrap_or_default();
+        println!("limit {limit}: {reason}");
+    }
+}
+
+fn starve_of_descriptors(limit: u64) -> (u64, String) {
+    use std::os::unix::process::CommandExt;
+    let mut logger = common::process::Service::start_with(
+        "event-logger",
+        &[],
+        &[("PORT", "0"), ("HTTP_THREADS", "2"), ("LOG_LEVEL", "info")],
+        |command| {
+            // SAFETY: only the setrlimit system call runs between fork and exec.
+            unsafe {
+                command.pre_exec(move || rlimit::setrlimit(rlimit::Resource::NOFILE, limit, limit));
+            }
+        },
+    );
+    let addr = logger.listening_addr(Duration::from_secs(20));
+    let stderr = logger.stderr.text();
+    assert!(
+        stderr.contains(&format!("open-file limit: {limit}")),
+        "{stderr}"
+    );
+    assert_eq!(
+        common::send(
+            &common::client(),
+            "GET",
+            &format!("http://{addr}/ping"),
+            &[],
+            None
+        )
+        .status,
+        200
+    );
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        match TcpStream::connect(addr) {
+            Ok(stream) => held.push(stream),
+            Err(_) => break,
+        }
+    }
+    let status = logger.wait(Duration::from_secs(30));
+    let stderr = logger.stderr.text();
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no longer accepts connections") && stderr.contains("exits with an error"),
+        "{stderr}"
+    );
+    (limit, stderr)
+}
+
 /// Sends `bytes`, half-closes, and reads every answer until the server closes. Errors on a
 /// `5xx` or if nothing happens for 5 s.
 fn exchange(addr: SocketAddr, bytes: &[u8]) -> Result<Vec<u16>, String> {

@@ -44,6 +44,16 @@ impl Service {
     /// Starts `name` with `args`, only `env` set of the variables the services read (a
     /// developer's own `AMQP_URL` must not leak into a test) and `LOG_LEVEL=debug` unless given.
     pub fn start(name: &str, args: &[&str], env: &[(&str, &str)]) -> Service {
+        Service::start_with(name, args, env, |_| {})
+    }
+
+    /// [`Service::start`], with a last say on the command (e.g. resource limits).
+    pub fn start_with(
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        configure: impl FnOnce(&mut Command),
+    ) -> Service {
         let mut command = Command::new(binary(name));
         command.args(args);
         for var in LOGGER_VARS.iter().chain(PROCESSOR_VARS) {
@@ -51,6 +61,7 @@ impl Service {
         }
         command.env("LOG_LEVEL", "debug");
         command.envs(env.iter().copied());
+        configure(&mut command);
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -80,7 +91,8 @@ impl Service {
         (service, addr)
     }
 
-    fn listening_addr(&self, timeout: Duration) -> SocketAddr {
+    /// The address from the logger's "listening on" line, once it is logged.
+    pub fn listening_addr(&self, timeout: Duration) -> SocketAddr {
         const MARK: &str = "listening on http://";
         let mut found = None;
         wait_until(timeout, || {
@@ -99,6 +111,15 @@ impl Service {
                 self.stderr.text()
             )
         })
+    }
+
+    /// Waits until stderr contains `needle`; panics with stderr after `timeout`.
+    pub fn wait_for_stderr(&self, needle: &str, timeout: Duration) {
+        assert!(
+            wait_until(timeout, || self.stderr.text().contains(needle)),
+            "no {needle:?} on stderr within {timeout:?}:\n{}",
+            self.stderr.text()
+        );
     }
 
     pub fn pid(&self) -> u32 {
