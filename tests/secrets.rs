@@ -1,0 +1,228 @@
+//! Secrets never reach the output: both binaries run at `debug` with a distinctive password in
+//! `AMQP_URL` and an `API_TOKEN`, through every path that logs (start, requests with wrong
+//! and right tokens, a broker that is connected, cut off by the broker, unreachable, or that
+//! refuses the password), and neither secret may appear on stdout or stderr.
+//!
+//! The password belongs to a RabbitMQ user the test creates with `rabbitmqctl` (and deletes),
+//! so the connected paths run with the secret itself; without `rabbitmqctl`, only the refused
+//! and unreachable paths run, and the test says so. Skipped without RabbitMQ unless `CI=true`.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::broker::Topology;
+use common::process::{self, Proc};
+
+/// A broker user that exists for the duration of the test.
+struct BrokerUser {
+    name: String,
+}
+
+fn rabbitmqctl(args: &[&str]) -> bool {
+    Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+impl BrokerUser {
+    fn create(name: &str, password: &str) -> Option<BrokerUser> {
+        if !rabbitmqctl(&["add_user", name, password]) {
+            return None;
+        }
+        let user = BrokerUser {
+            name: name.to_owned(),
+        };
+        assert!(rabbitmqctl(&[
+            "set_permissions",
+            "-p",
+            "/",
+            name,
+            ".*",
+            ".*",
+            ".*"
+        ]));
+        Some(user)
+    }
+}
+
+impl Drop for BrokerUser {
+    fn drop(&mut self) {
+        rabbitmqctl(&["delete_user", &self.name]);
+    }
+}
+
+struct Secrets {
+    password: String,
+    token: String,
+}
+
+impl Secrets {
+    /// Fails if any secret, raw or percent-encoded, is in `text`.
+    fn assert_absent(&self, what: &str, text: &str) {
+        for secret in [&self.password, &self.token] {
+            assert!(
+                !text.contains(secret.as_str()),
+                "{what} shows a secret:\n{text}"
+            );
+        }
+    }
+}
+
+fn spawn(binary: &str, env: &[(&str, &str)]) -> Proc {
+    let mut all = vec![("LOG_LEVEL", "debug"), ("SHUTDOWN_TIMEOUT_SECS", "1")];
+    all.extend_from_slice(env);
+    process::spawn(binary, &all, |_| {})
+}
+
+/// Stops `proc` with SIGTERM and checks its whole output.
+fn finish(mut proc: Proc, what: &str, secrets: &Secrets) -> String {
+    proc.terminate();
+    let status = proc.wait_exit(Duration::from_secs(30));
+    let (stdout, stderr) = (proc.stdout(), proc.stderr());
+    assert_eq!(status.code(), Some(0), "{what}: {stderr}");
+    secrets.assert_absent(&format!("{what} stdout"), &stdout);
+    secrets.assert_absent(&format!("{what} stderr"), &stderr);
+    stderr
+}
+
+fn drive_requests(base: &str, token: &str) {
+    let agent = common::client();
+    let url = format!("{base}/events");
+    let good = format!("Bearer {token}");
+    let wrong = format!("Bearer {token}x");
+    let body = br#"{"user_id":"u","description":"secret test"}"#;
+    for auth in [None, Some(wrong.as_str()), Some("Basic Zm9vOmJhcg==")] {
+        let headers: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
+        assert_eq!(
+            common::send(&agent, "POST", &url, &headers, Some(body)).status,
+            401
+        );
+    }
+    let auth = [("Authorization", good.as_str())];
+    for _ in 0..3 {
+        assert_eq!(
+            common::send(&agent, "POST", &url, &auth, Some(body)).status,
+            200
+        );
+    }
+    assert_eq!(
+        common::send(&agent, "POST", &url, &auth, Some(b"{")).status,
+        422
+    );
+    assert_eq!(common::send(&agent, "GET", &url, &auth, None).status, 200);
+}
+
+#[test]
+fn neither_secret_appears_in_any_output() {
+    let Some(topology) = Topology::new("secrets") else {
+        return;
+    };
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    let secrets = Secrets {
+        password: format!("Pw{unique}"),
+        token: format!("Tk{unique}"),
+    };
+    let user = format!("harden-{unique}");
+    let names = [
+        ("AMQP_EXCHANGE", topology.settings.exchange.as_str()),
+        ("AMQP_QUEUE", topology.settings.queue.as_str()),
+    ];
+    let url = |port: u16, password: &str| format!("amqp://{user}:{password}@127.0.0.1:{port}/%2f");
+    let logger_bin = env!("CARGO_BIN_EXE_event-logger");
+    let processor_bin = env!("CARGO_BIN_EXE_notification-processor");
+
+    // Connected with the secret password, then cut off by the broker: reconnects.
+    let connected = || match BrokerUser::create(&user, &secrets.password) {
+        Some(_user) => {
+            let good_url = url(5672, &secrets.password);
+            let mut env = vec![
+                ("AMQP_URL", good_url.as_str()),
+                ("API_TOKEN", secrets.token.as_str()),
+                ("PORT", "0"),
+            ];
+            env.extend(names);
+            let logger = spawn(logger_bin, &env);
+            let base = format!("http://{}", logger.logger_addr());
+            logger.wait_for_stderr("connected to RabbitMQ", Duration::from_secs(20));
+            drive_requests(&base, &secrets.token);
+            let api_url = base.clone();
+            let mut env = vec![
+                ("AMQP_URL", good_url.as_str()),
+                ("API_TOKEN", secrets.token.as_str()),
+                ("API_URL", api_url.as_str()),
+            ];
+            env.extend(names);
+            let processor = spawn(processor_bin, &env);
+            processor.wait_for_stderr("connected to RabbitMQ", Duration::from_secs(20));
+            assert!(common::wait_until(Duration::from_secs(20), || processor
+                .stdout()
+                .lines()
+                .count()
+                == 3));
+            assert!(rabbitmqctl(&[
+                "close_all_user_connections",
+                &user,
+                "secrets test"
+            ]));
+            logger.wait_for_stderr("RabbitMQ unavailable", Duration::from_secs(20));
+            processor.wait_for_stderr("lost the RabbitMQ connection", Duration::from_secs(20));
+            drive_requests(&base, &secrets.token);
+            let stderr = finish(processor, "processor (connected)", &secrets);
+            assert!(stderr.contains(&format!("{user}:***@")), "{stderr}");
+            let stderr = finish(logger, "logger (connected)", &secrets);
+            assert!(stderr.contains("-> 401"), "{stderr}");
+            assert!(
+                stderr.matches("connected to RabbitMQ at").count() >= 2,
+                "{stderr}"
+            );
+        }
+        None => eprintln!(
+            "NOTE: rabbitmqctl cannot create a user here; only the refused and unreachable paths run"
+        ),
+    };
+
+    // Refused (the user does not exist) and unreachable: error and retry logs.
+    let failing = |what: &str, amqp_url: String| {
+        let mut env = vec![
+            ("AMQP_URL", amqp_url.as_str()),
+            ("API_TOKEN", secrets.token.as_str()),
+            ("PORT", "0"),
+        ];
+        env.extend(names);
+        let logger = spawn(logger_bin, &env);
+        let base = format!("http://{}", logger.logger_addr());
+        drive_requests(&base, &secrets.token);
+        logger.wait_for_stderr("RabbitMQ attempt 3 failed", Duration::from_secs(20));
+        let mut env = vec![
+            ("AMQP_URL", amqp_url.as_str()),
+            ("API_TOKEN", secrets.token.as_str()),
+            ("API_URL", base.as_str()),
+        ];
+        env.extend(names);
+        let processor = spawn(processor_bin, &env);
+        processor.wait_for_stderr("RabbitMQ attempt 3 failed", Duration::from_secs(20));
+        finish(processor, &format!("processor ({what})"), &secrets);
+        let stderr = finish(logger, &format!("logger ({what})"), &secrets);
+        assert!(stderr.contains("cannot connect"), "{stderr}");
+    };
+    let refused_user = format!("{user}-absent");
+    let refused_url = format!(
+        "amqp://{refused_user}:{}@127.0.0.1:5672/%2f",
+        secrets.password
+    );
+    std::thread::scope(|scope| {
+        let runs = [
+            scope.spawn(connected),
+            scope.spawn(|| failing("refused", refused_url.clone())),
+            scope.spawn(|| failing("unreachable", url(1, &secrets.password))),
+        ];
+        for run in runs {
+            if let Err(panic) = run.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    });
+}
