@@ -12,8 +12,8 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::broker::Topology;
-use common::process::{self, Proc};
+use common::broker::broker;
+use common::process::Service;
 
 /// A broker user that exists for the duration of the test.
 struct BrokerUser {
@@ -71,17 +71,16 @@ impl Secrets {
     }
 }
 
-fn spawn(binary: &str, env: &[(&str, &str)]) -> Proc {
-    let mut all = vec![("LOG_LEVEL", "debug"), ("SHUTDOWN_TIMEOUT_SECS", "1")];
+fn start(name: &str, env: &[(&str, &str)]) -> Service {
+    let mut all = vec![("SHUTDOWN_TIMEOUT_SECS", "1")];
     all.extend_from_slice(env);
-    process::spawn(binary, &all, |_| {})
+    Service::start(name, &[], &all)
 }
 
-/// Stops `proc` with SIGTERM and checks its whole output.
-fn finish(mut proc: Proc, what: &str, secrets: &Secrets) -> String {
-    proc.terminate();
-    let status = proc.wait_exit(Duration::from_secs(30));
-    let (stdout, stderr) = (proc.stdout(), proc.stderr());
+/// Stops `service` with SIGTERM and checks its whole output.
+fn finish(mut service: Service, what: &str, secrets: &Secrets) -> String {
+    let status = service.terminate(Duration::from_secs(30));
+    let (stdout, stderr) = (service.stdout.text(), service.stderr.text());
     assert_eq!(status.code(), Some(0), "{what}: {stderr}");
     secrets.assert_absent(&format!("{what} stdout"), &stdout);
     secrets.assert_absent(&format!("{what} stderr"), &stderr);
@@ -117,9 +116,10 @@ fn drive_requests(base: &str, token: &str) {
 
 #[test]
 fn neither_secret_appears_in_any_output() {
-    let Some(topology) = Topology::new("secrets") else {
+    let Some(broker) = broker("neither_secret_appears_in_any_output") else {
         return;
     };
+    let topology = broker.topology("secrets");
     let unique = uuid::Uuid::new_v4().simple().to_string();
     let secrets = Secrets {
         password: format!("Pw{unique}"),
@@ -127,12 +127,10 @@ fn neither_secret_appears_in_any_output() {
     };
     let user = format!("harden-{unique}");
     let names = [
-        ("AMQP_EXCHANGE", topology.settings.exchange.as_str()),
-        ("AMQP_QUEUE", topology.settings.queue.as_str()),
+        ("AMQP_EXCHANGE", topology.exchange.as_str()),
+        ("AMQP_QUEUE", topology.queue.as_str()),
     ];
     let url = |port: u16, password: &str| format!("amqp://{user}:{password}@127.0.0.1:{port}/%2f");
-    let logger_bin = env!("CARGO_BIN_EXE_event-logger");
-    let processor_bin = env!("CARGO_BIN_EXE_notification-processor");
 
     // Connected with the secret password, then cut off by the broker: reconnects.
     let connected = || match BrokerUser::create(&user, &secrets.password) {
@@ -141,11 +139,11 @@ fn neither_secret_appears_in_any_output() {
             let mut env = vec![
                 ("AMQP_URL", good_url.as_str()),
                 ("API_TOKEN", secrets.token.as_str()),
-                ("PORT", "0"),
+                ("SHUTDOWN_TIMEOUT_SECS", "1"),
             ];
             env.extend(names);
-            let logger = spawn(logger_bin, &env);
-            let base = format!("http://{}", logger.logger_addr());
+            let (logger, addr) = Service::logger(&env);
+            let base = format!("http://{addr}");
             logger.wait_for_stderr("connected to RabbitMQ", Duration::from_secs(20));
             drive_requests(&base, &secrets.token);
             let api_url = base.clone();
@@ -155,10 +153,11 @@ fn neither_secret_appears_in_any_output() {
                 ("API_URL", api_url.as_str()),
             ];
             env.extend(names);
-            let processor = spawn(processor_bin, &env);
+            let processor = start("notification-processor", &env);
             processor.wait_for_stderr("connected to RabbitMQ", Duration::from_secs(20));
             assert!(common::wait_until(Duration::from_secs(20), || processor
-                .stdout()
+                .stdout
+                .text()
                 .lines()
                 .count()
                 == 3));
@@ -189,11 +188,11 @@ fn neither_secret_appears_in_any_output() {
         let mut env = vec![
             ("AMQP_URL", amqp_url.as_str()),
             ("API_TOKEN", secrets.token.as_str()),
-            ("PORT", "0"),
+            ("SHUTDOWN_TIMEOUT_SECS", "1"),
         ];
         env.extend(names);
-        let logger = spawn(logger_bin, &env);
-        let base = format!("http://{}", logger.logger_addr());
+        let (logger, addr) = Service::logger(&env);
+        let base = format!("http://{addr}");
         drive_requests(&base, &secrets.token);
         logger.wait_for_stderr("RabbitMQ attempt 3 failed", Duration::from_secs(20));
         let mut env = vec![
@@ -202,7 +201,7 @@ fn neither_secret_appears_in_any_output() {
             ("API_URL", base.as_str()),
         ];
         env.extend(names);
-        let processor = spawn(processor_bin, &env);
+        let processor = start("notification-processor", &env);
         processor.wait_for_stderr("RabbitMQ attempt 3 failed", Duration::from_secs(20));
         finish(processor, &format!("processor ({what})"), &secrets);
         let stderr = finish(logger, &format!("logger ({what})"), &secrets);
