@@ -26,9 +26,10 @@ pub fn raise_fd_limit() -> io::Result<FdLimit> {
     Ok(FdLimit { before, soft, hard })
 }
 
-/// Raises the limit and logs the outcome (a warning if it stays low or cannot be read).
-pub fn raise_and_log() {
-    match raise_fd_limit() {
+/// Logs the outcome of [`raise_fd_limit`] (a warning if it stays low or could not be read).
+/// Kept apart from raising, so that a service that fails to start prints only its error.
+pub fn log(result: &io::Result<FdLimit>) {
+    match result {
         Ok(limit) => {
             if limit.soft > limit.before {
                 log::info!(

@@ -37,7 +37,7 @@ fn main() -> ExitCode {
         .unwrap_or_default();
     secrets.extend(settings.api_token.iter().map(|t| t.expose().to_owned()));
     logging::init(settings.log_level, secrets);
-    limits::raise_and_log();
+    let fd_limit = limits::raise_fd_limit();
 
     let logger = match EventLogger::start(&settings, Box::new(std::io::stdout())) {
         Ok(logger) => logger,
@@ -46,6 +46,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    limits::log(&fd_limit);
     if let Err(e) = logger.shutdown_handle().on_signals() {
         log::error!("cannot install signal handlers: {e}");
         return ExitCode::FAILURE;
