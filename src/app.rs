@@ -38,16 +38,6 @@ impl EventLogger {
             Some(_) => BrokerState::Disconnected,
         };
         let (outbox, receiver) = outbox(settings.outbox_capacity, initial);
-        let notifier = match &settings.amqp {
-            None => notifier::spawn_embedded(receiver, store.clone(), out),
-            Some(amqp) => publisher::spawn(
-                receiver,
-                amqp.clone(),
-                shutdown.clone(),
-                settings.shutdown_timeout,
-            ),
-        }
-        .map_err(StartError::Thread)?;
         let api = Api::new(store.clone(), outbox, settings.api_token.clone());
         let config = ServerConfig {
             host: settings.host.clone(),
@@ -64,13 +54,30 @@ impl EventLogger {
                 shutdown.trigger();
             })
         };
-        // On failure `api` (and with it the outbox) is dropped, so the notifier ends by itself.
+        // The port first: a taken port is the likeliest failure, and nothing else has started
+        // (or logged) yet. Events accepted before the notifier runs wait in the outbox.
         let http = HttpServer::start_watched(
             &config,
             Arc::new(move |request| api.handle(request)),
             ProbeConfig::default(),
             on_failure,
         )?;
+        let spawned = match &settings.amqp {
+            None => notifier::spawn_embedded(receiver, store.clone(), out),
+            Some(amqp) => publisher::spawn(
+                receiver,
+                amqp.clone(),
+                shutdown.clone(),
+                settings.shutdown_timeout,
+            ),
+        };
+        let notifier = match spawned {
+            Ok(notifier) => notifier,
+            Err(e) => {
+                http.stop();
+                return Err(StartError::Thread(e));
+            }
+        };
         Ok(EventLogger {
             http,
             notifier,
