@@ -119,7 +119,10 @@ fn start_processor(
     env.push(("SHUTDOWN_TIMEOUT_SECS", "5".into()));
     env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    Service::start("notification-processor", &[], &env)
+    let processor = Service::start("notification-processor", &[], &env);
+    // Consuming before the test goes on, so that an outage it stages hits a running session.
+    processor.wait_for_stderr("connected to RabbitMQ", Duration::from_secs(30));
+    processor
 }
 
 fn stop_processor(mut processor: Service) -> Service {
@@ -287,6 +290,9 @@ fn the_logger_loses_nothing_when_its_broker_connection_is_cut() {
     let topology = broker.topology("logger-outage");
     let proxy = Proxy::start(broker.addr(), true);
     let logger = Logger::start(&topology, &broker.url_via(proxy.addr), &[]);
+    logger
+        .service
+        .wait_for_stderr("connected to RabbitMQ", Duration::from_secs(30));
     let processor = start_processor(&topology, &broker.url(), logger.addr(), &[]);
 
     let mut seen_disconnected = false;
