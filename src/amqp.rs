@@ -130,7 +130,8 @@ pub struct Backoff {
 
 impl Backoff {
     const FIRST: Duration = Duration::from_millis(100);
-    const CAP: Duration = Duration::from_secs(10);
+    /// The longest delay between two attempts.
+    pub const CAP: Duration = Duration::from_secs(10);
 
     pub fn new() -> Backoff {
         Backoff { next: Self::FIRST }

@@ -64,12 +64,7 @@ impl EventLogger {
         )?;
         let spawned = match &settings.amqp {
             None => notifier::spawn_embedded(receiver, store.clone(), out),
-            Some(amqp) => publisher::spawn(
-                receiver,
-                amqp.clone(),
-                shutdown.clone(),
-                settings.shutdown_timeout,
-            ),
+            Some(amqp) => publisher::spawn(receiver, amqp.clone(), settings.shutdown_timeout),
         };
         let notifier = match spawned {
             Ok(notifier) => notifier,

@@ -160,7 +160,7 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// A string that must not be logged; `Debug` and `Display` print `***`.
+/// A string that must not be logged; `Debug` prints `***` and there is no `Display`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
@@ -297,8 +297,10 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         self.int(name, default, 0, 86_400).map(Duration::from_secs)
     }
 
+    /// Trimmed, as the token a client presents is: a stray space in a `.env` file must not
+    /// make every request (and every processor `PUT`) fail with `401`.
     fn secret(&self, name: &'static str) -> Option<Secret> {
-        self.get(name).map(Secret)
+        self.get(name).map(|s| Secret(s.trim().to_owned()))
     }
 
     fn log_level(&self) -> Result<LevelFilter, ConfigError> {
@@ -487,6 +489,15 @@ mod tests {
         assert_eq!(err.var, "API_URL");
         let err = ProcessorSettings::from_lookup(env(&[("PREFETCH", "0")])).unwrap_err();
         assert_eq!(err.var, "PREFETCH");
+    }
+
+    #[test]
+    fn the_token_is_trimmed_as_the_presented_one_is() {
+        let s = LoggerSettings::from_lookup(env(&[("API_TOKEN", " tok3n\n")])).unwrap();
+        assert_eq!(
+            s.api_token.map(|t| t.expose().to_owned()),
+            Some("tok3n".into())
+        );
     }
 
     #[test]

@@ -92,7 +92,7 @@ impl Event {
 }
 
 /// The body of `POST /events`. Only [`crate::validation`] makes one, so it is always valid.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, JsonSchema)]
 // The rustdoc above is about the Rust type; API users get what they may send.
 #[schemars(description = "The body of `POST /events`. Unknown fields are ignored.")]
 #[schemars(example = serde_json::json!({"user_id": "u-42", "description": "Your order has shipped"}))]
@@ -118,7 +118,7 @@ impl NewEvent {
 ///
 /// `{}` changes nothing; unknown fields are ignored; a field given as `null` is a `422`
 /// (`string_type`), not "unchanged".
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, JsonSchema)]
 #[schemars(example = serde_json::json!({"status": "Processed"}))]
 pub struct EventUpdate {
     // `type` is overridden because schemars would make an `Option` nullable, while

@@ -206,7 +206,8 @@ impl Response {
     }
 }
 
-/// What the server calls for every request. Must not block on anything but the store.
+/// What the server calls for every request. It may block reading the request's body (bounded
+/// by the socket timeouts) and on the store's lock, never on the network otherwise.
 pub type Handler = dyn Fn(&mut Request<'_>) -> Response + Send + Sync;
 
 /// A running server; [`HttpServer::stop`] ends it gracefully.

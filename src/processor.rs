@@ -9,7 +9,7 @@
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use amiquip::{Channel, Consumer, ConsumerMessage, ConsumerOptions, Delivery};
 use crossbeam_channel::RecvTimeoutError;
@@ -77,7 +77,7 @@ pub struct Processor {
 
 enum SessionError {
     Connect(String),
-    Lost(String),
+    Lost { why: String, lasted: Duration },
 }
 
 impl Processor {
@@ -111,10 +111,14 @@ impl Processor {
                     }
                     self.shutdown.wait_timeout(backoff.next_delay());
                 }
-                Err(SessionError::Lost(why)) => {
+                Err(SessionError::Lost { why, lasted }) => {
                     log::warn!("lost the RabbitMQ connection ({why}); reconnecting");
                     failures = 0;
-                    backoff.reset();
+                    // A session that fails at once (consume refused, say) must not turn into
+                    // a tight loop; one that ran a while starts over from the shortest delay.
+                    if lasted > Backoff::CAP {
+                        backoff.reset();
+                    }
                     self.shutdown.wait_timeout(backoff.next_delay());
                 }
             }
@@ -125,6 +129,7 @@ impl Processor {
     /// One connection: declare, consume on every thread, end when any thread fails or on
     /// shutdown.
     fn session(&self) -> Result<(), SessionError> {
+        let started = Instant::now();
         let connect = |e: amiquip::Error| SessionError::Connect(e.to_string());
         let mut connection = amqp::connect(&self.settings.amqp).map_err(connect)?;
         let setup = connection.open_channel(None).map_err(connect)?;
@@ -140,7 +145,7 @@ impl Processor {
             self.settings.amqp.queue,
             self.settings.threads,
             self.settings.prefetch,
-            self.settings.api_url
+            crate::config::redact_url(&self.settings.api_url)
         );
         let stop = AtomicBool::new(false);
         let result = std::thread::scope(|scope| {
@@ -173,7 +178,10 @@ impl Processor {
                 log::debug!("while stopping: {why}");
                 Ok(())
             }
-            other => other.map_err(SessionError::Lost),
+            other => other.map_err(|why| SessionError::Lost {
+                why,
+                lasted: started.elapsed(),
+            }),
         }
     }
 

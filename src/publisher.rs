@@ -23,7 +23,6 @@ use crate::amqp::{self, Backoff};
 use crate::config::AmqpSettings;
 use crate::event::Event;
 use crate::outbox::{BrokerState, OutboxReceiver};
-use crate::shutdown::Shutdown;
 
 /// How long the oldest published event may wait for its confirm before the connection is
 /// considered dead.
@@ -34,10 +33,11 @@ const TICK: Duration = Duration::from_millis(250);
 
 /// Starts the publisher thread. It ends once the outbox is closed (every `Outbox` dropped) and
 /// every event is confirmed, or `shutdown_timeout` after the outbox closed, whichever is first.
+/// The outbox closing is the stop signal: it comes only after the HTTP workers have answered
+/// their last request, so no accepted event can arrive after it.
 pub fn spawn(
     receiver: OutboxReceiver,
     settings: AmqpSettings,
-    shutdown: Shutdown,
     shutdown_timeout: Duration,
 ) -> std::io::Result<JoinHandle<()>> {
     let publisher = Publisher {
@@ -48,9 +48,6 @@ pub fn spawn(
         closed_at: None,
         state: BrokerState::Disconnected,
     };
-    // The shutdown signal itself is not needed: the outbox closing is the signal, and it comes
-    // only after the HTTP workers have answered their last request.
-    drop(shutdown);
     std::thread::Builder::new()
         .name("publisher".into())
         .spawn(move || publisher.run())
@@ -82,13 +79,15 @@ impl Publisher {
             match self.open() {
                 Ok((connection, channel)) => {
                     self.set_state(BrokerState::Connected, "");
-                    backoff.reset();
                     failures = 0;
-                    let end = self.session(&channel);
+                    let end = self.session(&channel, &mut backoff);
                     let _ = channel.close();
                     let _ = connection.close();
                     if let SessionEnd::Failed(why) = end {
                         self.set_state(BrokerState::Disconnected, &why);
+                        // A broker that accepts connections but keeps failing them (nacks, say)
+                        // must not get the whole backlog republished in a tight loop.
+                        self.wait(backoff.next_delay());
                     }
                 }
                 Err(e) => {
@@ -178,7 +177,8 @@ impl Publisher {
     }
 
     /// Publishes everything unconfirmed, then every new event, retiring events as confirms come.
-    fn session(&mut self, channel: &amiquip::Channel) -> SessionEnd {
+    /// The backoff is reset once the broker confirms something: only then is it healthy.
+    fn session(&mut self, channel: &amiquip::Channel, backoff: &mut Backoff) -> SessionEnd {
         let confirms = match channel
             .listen_for_publisher_confirms()
             .and_then(|c| channel.enable_publisher_confirms().map(|()| c))
@@ -230,6 +230,9 @@ impl Publisher {
                                     return SessionEnd::Failed("the broker rejected a message (nack)".into());
                                 }
                             }
+                        }
+                        if acked > 0 {
+                            backoff.reset();
                         }
                         self.retire(acked);
                         waiting_since = Instant::now();

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use event_notification::app::EventLogger;
 use event_notification::config::{self, LoggerSettings};
 use event_notification::healthcheck;
+use event_notification::http::StartError;
 use event_notification::limits;
 use event_notification::logging;
 
@@ -43,7 +44,10 @@ fn main() -> ExitCode {
         Ok(logger) => logger,
         Err(e) => {
             eprintln!("event-logger: {e}");
-            return ExitCode::FAILURE;
+            // A HOST that names no address is a bad setting, like PORT=abc (exit 2); anything
+            // else (port taken, no threads) is a failure to start (exit 1).
+            let bad_setting = matches!(e, StartError::Resolve { .. });
+            return ExitCode::from(if bad_setting { 2 } else { 1 });
         }
     };
     limits::log(&fd_limit);

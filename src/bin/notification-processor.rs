@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use event_notification::config::{self, ProcessorSettings};
 use event_notification::logging;
@@ -44,6 +45,37 @@ fn main() -> ExitCode {
     let out = Arc::new(Mutex::new(
         Box::new(std::io::stdout()) as Box<dyn std::io::Write + Send>
     ));
-    Processor::new(settings, shutdown, out).run();
+    let timeout = settings.shutdown_timeout;
+    let processor = Processor::new(settings, shutdown.clone(), out);
+    let worker = match std::thread::Builder::new()
+        .name("processor".into())
+        .spawn(move || processor.run())
+    {
+        Ok(worker) => worker,
+        Err(e) => {
+            log::error!("cannot start the processor thread: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    while !shutdown.wait_timeout(Duration::from_millis(200)) {
+        if worker.is_finished() {
+            // `run` returns only after the stop signal: it panicked.
+            log::error!("the processor thread ended unexpectedly");
+            return ExitCode::FAILURE;
+        }
+    }
+    // In-flight work gets SHUTDOWN_TIMEOUT_SECS; a PUT or a stdout that hangs longer must not
+    // keep the process alive until the supervisor kills it.
+    let deadline = Instant::now() + timeout;
+    while !worker.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if !worker.is_finished() {
+        log::error!(
+            "still busy {timeout:?} after the stop signal (SHUTDOWN_TIMEOUT_SECS); exiting \
+             anyway: the messages not acked are redelivered"
+        );
+        return ExitCode::FAILURE;
+    }
     ExitCode::SUCCESS
 }
