@@ -1,0 +1,494 @@
+#!/usr/bin/env bash
+# Benchmarks of the Event Logger and the Notification Processor (issue 6), set against a ceiling
+# measured in the same run.
+#
+#   bash bench/run.sh            full run (10 s a measurement), writes bench/results/latest.md
+#   QUICK=1 bash bench/run.sh    quick run (3 s a measurement, smaller end-to-end bursts), writes
+#                                bench/results/tmp/quick.md so the committed table stays a full run
+#
+# Builds in release mode, starts everything it measures on free loopback ports, and stops it all
+# on exit, also on Ctrl-C. Each throughput case runs alternately against the ceiling
+# (examples/ceiling.rs: tiny_http, the logger's number of worker threads, a fixed JSON answer)
+# and the logger, PAIRS times, and reports medians. The RabbitMQ cases use the broker at
+# BENCH_AMQP_URL (default amqp://guest:guest@127.0.0.1:5672/%2f) with exchange and queue names of
+# their own, deleted at the end; without a broker they are reported as skipped.
+#
+# Other settings (environment): BENCH_DURATION (seconds a measurement), PAIRS, HTTP_THREADS
+# (both servers; default 2 x CPUs, the logger's default), BENCH_OUT (the result file).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+QUICK=${QUICK:-0}
+if [[ $QUICK == 1 ]]; then
+    MODE=quick
+    DURATION=${BENCH_DURATION:-3}
+    E2E_EVENTS=20000
+    STEADY_SECS=5
+    OUT=${BENCH_OUT:-bench/results/tmp/quick.md}
+else
+    MODE=full
+    DURATION=${BENCH_DURATION:-10}
+    E2E_EVENTS=100000
+    STEADY_SECS=30
+    OUT=${BENCH_OUT:-bench/results/latest.md}
+fi
+PAIRS=${PAIRS:-3}
+THREADS=${HTTP_THREADS:-$((2 * $(nproc)))}
+WRK_THREADS=2
+STEADY_RATE=200
+AMQP_URL_BENCH=${BENCH_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
+RUN_ID="bench-$(date +%s)-$$"
+TMP="$ROOT/bench/results/tmp/$RUN_ID"
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN="$TARGET_DIR/release"
+export BENCH_LUA="$ROOT/bench/lua"
+
+die() {
+    echo "bench: $*" >&2
+    exit 1
+}
+say() { echo "bench: $*" >&2; }
+
+# ---------------------------------------------------------------- processes we started
+
+STARTED=()
+AMQP_NAMES=()
+
+stop_pid() {
+    kill -TERM "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+    local left=()
+    for pid in "${STARTED[@]}"; do [[ $pid == "$1" ]] || left+=("$pid"); done
+    STARTED=("${left[@]+"${left[@]}"}")
+}
+
+cleanup() {
+    local status=$?
+    for pid in "${STARTED[@]+"${STARTED[@]}"}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${STARTED[@]+"${STARTED[@]}"}"; do wait "$pid" 2>/dev/null || true; done
+    for names in "${AMQP_NAMES[@]+"${AMQP_NAMES[@]}"}"; do
+        # shellcheck disable=SC2086 # "exchange queue", split on purpose
+        "$BIN/examples/bench_driver" amqp-delete "$AMQP_URL_BENCH" $names >/dev/null ||
+            say "could not delete RabbitMQ objects $names"
+    done
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Starts `env ARGS...` in the background (stdout discarded: notification lines), logging to
+# $TMP/NAME.log, and waits for its "listening on http://ADDR" line. Sets SVC_PID and SVC_URL.
+start_http() {
+    local name=$1
+    shift
+    local log="$TMP/$name.log"
+    env "$@" >/dev/null 2>"$log" &
+    SVC_PID=$!
+    STARTED+=("$SVC_PID")
+    local addr
+    for _ in $(seq 1 400); do
+        addr=$(grep -o 'listening on http://[0-9.:]*' "$log" | head -n 1 | sed 's|.*http://||') || true
+        if [[ -n $addr ]]; then
+            SVC_URL="http://$addr"
+            return 0
+        fi
+        kill -0 "$SVC_PID" 2>/dev/null || die "$name exited at start: $(tail -n 5 "$log")"
+        sleep 0.05
+    done
+    die "$name did not start listening; see $log"
+}
+
+# Starts a process that is not an HTTP server; waits until its log contains PATTERN.
+start_waiting_for() {
+    local name=$1 pattern=$2
+    shift 2
+    local log="$TMP/$name.log"
+    env "$@" >/dev/null 2>"$log" &
+    SVC_PID=$!
+    STARTED+=("$SVC_PID")
+    for _ in $(seq 1 400); do
+        grep -q "$pattern" "$log" && return 0
+        kill -0 "$SVC_PID" 2>/dev/null || die "$name exited at start: $(tail -n 5 "$log")"
+        sleep 0.05
+    done
+    die "$name did not log '$pattern'; see $log"
+}
+
+logger_env=(-u AMQP_URL -u API_TOKEN HOST=127.0.0.1 PORT=0 "HTTP_THREADS=$THREADS" LOG_LEVEL=info)
+
+start_embedded_logger() { start_http "$1" "${logger_env[@]}" "$BIN/event-logger"; }
+
+# Starts a logger in AMQP mode on the exchange/queue pair "$2" and waits until it is connected.
+start_amqp_logger() {
+    local name=$1 exchange=${2% *} queue=${2#* }
+    start_http "$name" "${logger_env[@]}" "AMQP_URL=$AMQP_URL_BENCH" "AMQP_EXCHANGE=$exchange" \
+        "AMQP_QUEUE=$queue" "$BIN/event-logger"
+    for _ in $(seq 1 200); do
+        [[ $(field broker "$(driver health "$SVC_URL")") == connected ]] && return 0
+        sleep 0.05
+    done
+    die "$name did not connect to RabbitMQ; see $TMP/$name.log"
+}
+
+start_processor() {
+    local name=$1 exchange=${2% *} queue=${2#* } api=$3
+    start_waiting_for "$name" "connected to RabbitMQ" -u API_TOKEN "AMQP_URL=$AMQP_URL_BENCH" \
+        "AMQP_EXCHANGE=$exchange" "AMQP_QUEUE=$queue" "API_URL=$api" LOG_LEVEL=info \
+        "$BIN/notification-processor"
+}
+
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# Samples the RSS of PID every 200 ms into FILE until stopped. Sets SAMPLER_PID.
+start_rss_sampler() {
+    local pid=$1 file=$2
+    (while kill -0 "$pid" 2>/dev/null; do
+        rss_kib "$pid" 2>/dev/null || true
+        sleep 0.2
+    done) >"$file" &
+    SAMPLER_PID=$!
+    STARTED+=("$SAMPLER_PID")
+}
+
+# ---------------------------------------------------------------- numbers
+
+driver() { "$BIN/examples/bench_driver" "$@"; }
+
+# The value of KEY in a line of key=value pairs.
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $2"; }
+
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+
+sum() { printf '%s\n' "$@" | awk '{s += $1} END {print s + 0}'; }
+
+# 12345.6 -> 12,346
+int() { awk -v n="$1" 'BEGIN {n = sprintf("%.0f", n); s = ""; while (length(n) > 3) {s = "," substr(n, length(n) - 2) s; n = substr(n, 1, length(n) - 3)} print n s}'; }
+
+ms() { awk -v us="$1" 'BEGIN {printf (us < 10000 ? "%.2f ms" : "%.0f ms"), us / 1000}'; }
+
+calc() { awk "BEGIN {printf \"%.2f\", $1}"; }
+
+# Runs wrk once: URL CONNS SCRIPT. Sets W_RPS, W_P50, W_P99 (µs), W_ERR (transport errors and
+# non-2xx answers).
+wrk_once() {
+    local url=$1 conns=$2 script=$3 threads=$WRK_THREADS out line
+    if ((conns < threads)); then threads=$conns; fi
+    out=$(wrk -t"$threads" -c"$conns" -d"${DURATION}s" --timeout 10s -s "$script" "$url" 2>&1) ||
+        die "wrk failed on $url: $out"
+    line=$(grep '^BENCH ' <<<"$out") || die "wrk printed no summary for $url: $out"
+    local requests duration
+    requests=$(field requests "$line")
+    duration=$(field duration_us "$line")
+    W_RPS=$(awk -v r="$requests" -v d="$duration" 'BEGIN {print r / (d / 1e6)}')
+    W_P50=$(field p50_us "$line")
+    W_P99=$(field p99_us "$line")
+    W_ERR=$(($(field errors "$line") + $(field non2xx "$line")))
+}
+
+# ---------------------------------------------------------------- the table
+
+ROWS="$TMP/rows.md"
+TARGETS="$TMP/targets.md"
+
+row() { echo "| $1 | $2 | $3 | $4 | $5 | $6 | $7 |" >>"$ROWS"; }
+
+# A throughput case: PAIRS runs against the ceiling and the logger in turn (A B A B ...).
+#   compare LABEL UNIT CONNS SCRIPT PATH CEILING_URL BEFORE AFTER [NOTE]
+# BEFORE is a command run before each logger measurement that sets LOGGER_URL (it may start a
+# fresh logger); AFTER runs after it (it may stop it, and may leave a note in AFTER_NOTE).
+# Sets C_RPS, C_P50, C_RATIO (medians).
+compare() {
+    local label=$1 unit=$2 conns=$3 script=$4 path=$5 ceiling=$6 before=$7 after=$8 note=${9:-}
+    local rps=() p50=() p99=() errors=() ratios=() ceilings=() i
+    say "$label: $PAIRS x (ceiling, logger), ${DURATION} s each"
+    for ((i = 0; i < PAIRS; i++)); do
+        wrk_once "$ceiling$path" "$conns" "$script"
+        local ceiling_rps=$W_RPS
+        ceilings+=("$W_RPS")
+        $before
+        wrk_once "$LOGGER_URL$path" "$conns" "$script"
+        $after
+        rps+=("$W_RPS")
+        p50+=("$W_P50")
+        p99+=("$W_P99")
+        errors+=("$W_ERR")
+        ratios+=("$(awk -v l="$W_RPS" -v c="$ceiling_rps" 'BEGIN {print l / c}')")
+        say "  pair $((i + 1)): ceiling $(int "$ceiling_rps")/s, logger $(int "$W_RPS")/s, p50 $(ms "$W_P50"), errors $W_ERR"
+    done
+    C_RPS=$(median "${rps[@]}")
+    C_P50=$(median "${p50[@]}")
+    C_RATIO=$(median "${ratios[@]}")
+    row "$label" "$(int "$C_RPS") $unit" "$(ms "$C_P50")" "$(ms "$(median "${p99[@]}")")" \
+        "$(sum "${errors[@]}")" "$(calc "$C_RATIO") × ceiling ($(int "$(median "${ceilings[@]}")")/s)" \
+        "$note${AFTER_NOTE:+${note:+; }$AFTER_NOTE}"
+    AFTER_NOTE=""
+}
+
+noop() { :; }
+
+# Records one target: WHAT, MEASURED (text), MET (0/1 from an awk condition).
+target() {
+    local verdict="**not met**"
+    [[ $3 == 1 ]] && verdict="met"
+    echo "| $1 | $2 | $verdict |" >>"$TARGETS"
+}
+
+check() { awk "BEGIN {print ($1) ? 1 : 0}"; }
+
+# ---------------------------------------------------------------- setup
+
+command -v cargo >/dev/null || die "cargo is required"
+if ! command -v wrk >/dev/null; then
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+        say "installing wrk (Debian package)"
+        apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
+    fi
+    command -v wrk >/dev/null || die "wrk is required: sudo apt-get install wrk (Debian/Ubuntu)"
+fi
+
+mkdir -p "$TMP" "$(dirname "$OUT")"
+say "building (release)"
+cargo build --release --quiet --bins --example ceiling --example bench_driver
+
+LOAD_BEFORE=$(cut -d ' ' -f 1-3 /proc/loadavg)
+STARTED_AT=$(date -u '+%Y-%m-%d %H:%M UTC')
+: >"$ROWS"
+: >"$TARGETS"
+
+AMQP=0
+if driver amqp-check "$AMQP_URL_BENCH" >/dev/null 2>"$TMP/amqp-check.log"; then
+    AMQP=1
+    POST_NAMES="$RUN_ID-post $RUN_ID-post"
+    E2E_NAMES="$RUN_ID-e2e $RUN_ID-e2e"
+    AMQP_NAMES=("$POST_NAMES" "$E2E_NAMES")
+else
+    say "no RabbitMQ at $AMQP_URL_BENCH: the AMQP cases are skipped ($(cat "$TMP/amqp-check.log"))"
+fi
+
+start_http ceiling "$BIN/examples/ceiling" --threads "$THREADS" --body-bytes 80
+CEILING=$SVC_URL
+
+# ---------------------------------------------------------------- 1. POST /events, embedded
+
+# Every logger measurement of a POST case starts from an empty store.
+fresh_embedded() {
+    start_embedded_logger logger-post
+    LOGGER_URL=$SVC_URL
+    LOGGER_PID=$SVC_PID
+}
+stop_logger() { stop_pid "$LOGGER_PID"; }
+
+for conns in 16 64 256; do
+    compare "POST /events, embedded, $conns connections" "req/s" "$conns" "$BENCH_LUA/post.lua" \
+        /events "$CEILING" fresh_embedded stop_logger
+    if [[ $conns == 64 ]]; then POST64_RATIO=$C_RATIO; fi
+done
+target "POST /events embedded ≥ 0.9 × ceiling at 64 connections" "$(calc "$POST64_RATIO") × ceiling" \
+    "$(check "$POST64_RATIO >= 0.9")"
+
+# ---------------------------------------------------------------- 2./3./7. one store, growing
+
+start_embedded_logger logger-store
+STORE_URL=$SVC_URL
+STORE_PID=$SVC_PID
+RSS_EMPTY=$(rss_kib "$STORE_PID")
+STRING_BYTES=0
+use_store() { LOGGER_URL=$STORE_URL; }
+
+# seed COUNT IDS_FILE: creates COUNT more events, keeping every id in IDS_FILE.
+seed() {
+    say "seeding $(int "$1") events"
+    local line
+    line=$(driver post "$STORE_URL" --count "$1" --conns 8 --ids "$2")
+    [[ $(field errors "$line") == 0 ]] || die "seeding failed: $line"
+    STRING_BYTES=$((STRING_BYTES + $(field string_bytes "$line")))
+    say "  $line"
+}
+
+seed 1000 "$TMP/ids-1k"
+driver wait-processed "$STORE_URL" --expect 1000 >/dev/null
+BENCH_IDS="$TMP/ids-1k" compare "GET /events/{id}, 1,000 events, 64 connections" "req/s" 64 \
+    "$BENCH_LUA/random_id.lua" "" "$CEILING" use_store noop
+GET_P50_1K=$C_P50
+
+seed 99000 "$TMP/ids-99k"
+cat "$TMP/ids-1k" "$TMP/ids-99k" >"$TMP/ids-100k"
+driver wait-processed "$STORE_URL" --expect 100000 >/dev/null
+BENCH_IDS="$TMP/ids-100k" compare "GET /events/{id}, 100,000 events, 64 connections" "req/s" 64 \
+    "$BENCH_LUA/random_id.lua" "" "$CEILING" use_store noop
+BENCH_IDS="$TMP/ids-100k" BENCH_METHOD=PUT compare "PUT /events/{id} (status), 100,000 events, 64 connections" \
+    "req/s" 64 "$BENCH_LUA/random_id.lua" "" "$CEILING" use_store noop
+
+seed 900000 "$TMP/ids-900k"
+driver wait-processed "$STORE_URL" --expect 1000000 --timeout 600 >/dev/null
+RSS_FULL=$(rss_kib "$STORE_PID")
+# A uniform sample of 100,000 of the 1,000,000 ids.
+cat "$TMP/ids-100k" "$TMP/ids-900k" | awk 'NR % 10 == 0' >"$TMP/ids-1m"
+BENCH_IDS="$TMP/ids-1m" compare "GET /events/{id}, 1,000,000 events, 64 connections" "req/s" 64 \
+    "$BENCH_LUA/random_id.lua" "" "$CEILING" use_store noop
+GET_P50_1M=$C_P50
+target "GET /events/{id}: p50 at 1,000,000 events ≤ 1.2 × p50 at 1,000" \
+    "$(ms "$GET_P50_1M") vs $(ms "$GET_P50_1K") ($(calc "$GET_P50_1M / $GET_P50_1K") ×)" \
+    "$(check "$GET_P50_1M <= 1.2 * $GET_P50_1K")"
+
+BYTES_PER_EVENT=$(awk -v a="$RSS_EMPTY" -v b="$RSS_FULL" -v s="$STRING_BYTES" \
+    'BEGIN {printf "%.0f", ((b - a) * 1024 - s) / 1e6}')
+row "Logger RSS, 1,000,000 events (embedded, all Processed)" \
+    "$(int "$((RSS_FULL / 1024))") MiB" "" "" "" \
+    "$BYTES_PER_EVENT B/event beyond strings" \
+    "empty: $(int "$((RSS_EMPTY / 1024))") MiB; strings $(calc "$STRING_BYTES / 1e6") B/event"
+target "RSS ≤ 300 bytes per stored event beyond its strings" "$BYTES_PER_EVENT B/event" \
+    "$(check "$BYTES_PER_EVENT <= 300")"
+stop_pid "$STORE_PID"
+
+# ---------------------------------------------------------------- 4. GET /events, 100,000 events
+
+start_embedded_logger logger-list
+LIST_URL=$SVC_URL
+LIST_PID=$SVC_PID
+driver post "$LIST_URL" --count 100000 --conns 8 >/dev/null
+driver wait-processed "$LIST_URL" --expect 100000 >/dev/null
+use_list() { LOGGER_URL=$LIST_URL; }
+
+# The reference of a listing: the ceiling answering a fixed body of the same size.
+for query in "" "?limit=100"; do
+    size=$(field bytes "$(driver size "$LIST_URL/events$query")")
+    start_http "ceiling-$size" "$BIN/examples/ceiling" --threads "$THREADS" --body-bytes "$size"
+    sized=$SVC_URL
+    if [[ -z $query ]]; then
+        compare "GET /events (all 100,000: $(calc "$size / 1e6") MB), 1 connection" "req/s" 1 \
+            "$BENCH_LUA/report.lua" "/events" "$sized" use_list noop "ceiling: same-size fixed body"
+        LIST_P50=$C_P50
+        target "GET /events at 100,000 events ≤ 100 ms" "$(ms "$LIST_P50") (p50, $(calc "$size / 1e6") MB)" \
+            "$(check "$LIST_P50 <= 100000")"
+    else
+        compare "GET /events?limit=100 ($(int "$size") B), 64 connections" "req/s" 64 \
+            "$BENCH_LUA/report.lua" "/events$query" "$sized" use_list noop "ceiling: same-size fixed body"
+    fi
+    stop_pid "$SVC_PID"
+done
+stop_pid "$LIST_PID"
+
+# ---------------------------------------------------------------- 5. POST /events, AMQP
+
+if [[ $AMQP == 1 ]]; then
+    fresh_amqp() {
+        start_amqp_logger logger-amqp "$POST_NAMES"
+        LOGGER_URL=$SVC_URL
+        LOGGER_PID=$SVC_PID
+    }
+    # Notes `pending` right after the run and how long the publisher then took to bring it to 0.
+    drain_and_stop() {
+        local pending start=$SECONDS
+        pending=$(field pending "$(driver health "$LOGGER_URL")")
+        while [[ $(field pending "$(driver health "$LOGGER_URL")") != 0 ]] && ((SECONDS - start < 120)); do
+            sleep 0.1
+        done
+        AFTER_NOTE="${AFTER_NOTE:-\`pending\` at the end of each run, then drained:}"
+        AFTER_NOTE+=" $(int "$pending") → $(field pending "$(driver health "$LOGGER_URL")") in $((SECONDS - start)) s;"
+        stop_logger
+    }
+    compare "POST /events, AMQP (confirms, persistent), 64 connections" "req/s" 64 \
+        "$BENCH_LUA/post.lua" /events "$CEILING" fresh_amqp drain_and_stop
+else
+    row "POST /events, AMQP" "skipped: no RabbitMQ" "" "" "" "" ""
+fi
+
+# ---------------------------------------------------------------- 6. end to end
+
+# e2e PROCESSORS burst|steady: a fresh logger (AMQP) and PROCESSORS processors.
+e2e() {
+    local processors=$1 kind=$2 pids=() i line
+    start_amqp_logger "logger-e2e-$processors-$kind" "$E2E_NAMES"
+    local url=$SVC_URL logger_pid=$SVC_PID
+    for ((i = 1; i <= processors; i++)); do
+        start_processor "processor-$processors-$kind-$i" "$E2E_NAMES" "$url"
+        pids+=("$SVC_PID")
+    done
+    start_rss_sampler "${pids[0]}" "$TMP/rss-processor-$processors-$kind"
+    local sampler=$SAMPLER_PID count label
+    if [[ $kind == burst ]]; then
+        count=$E2E_EVENTS
+        say "end to end, $processors processor(s): $(int "$count") events from 64 connections"
+        line=$(driver post "$url" --count "$count" --conns 64)
+        label="End to end, burst of $(int "$count") events (64 conn.), $processors processor(s)"
+    else
+        count=$((STEADY_RATE * STEADY_SECS))
+        say "end to end, $processors processor(s): $STEADY_RATE events/s for $STEADY_SECS s"
+        line=$(driver post "$url" --count "$count" --conns 4 --rate "$STEADY_RATE")
+        label="End to end, steady $STEADY_RATE events/s for $STEADY_SECS s, $processors processor(s)"
+    fi
+    say "  posted: $line"
+    local errors retries
+    errors=$(field errors "$line")
+    retries=$(field retries "$line")
+    driver wait-processed "$url" --expect "$count" --timeout 600 >/dev/null
+    line=$(driver latency "$url")
+    say "  $line"
+    stop_pid "$sampler"
+    local rss_max
+    rss_max=$(sort -n "$TMP/rss-processor-$processors-$kind" | tail -n 1)
+    E2E_RATE=$(field rate "$line")
+    E2E_P50_MS=$(field p50_ms "$line")
+    if [[ $kind == burst ]]; then
+        row "$label" "$(int "$E2E_RATE") events/s" "${E2E_P50_MS} ms" "$(field p99_ms "$line") ms" \
+            "$errors" "$(calc "$E2E_RATE / 10000") × target (10,000/s)" \
+            "max latency $(field max_ms "$line") ms; $retries retries after 503; processor RSS ≤ $(int "$((rss_max / 1024))") MiB"
+    else
+        row "$label" "$(int "$E2E_RATE") events/s" "${E2E_P50_MS} ms" "$(field p99_ms "$line") ms" \
+            "$errors" "$(calc "$E2E_P50_MS / 5") × target p50 (5 ms)" \
+            "max latency $(field max_ms "$line") ms; processor RSS ≤ $(int "$((rss_max / 1024))") MiB"
+    fi
+    for pid in "${pids[@]}"; do stop_pid "$pid"; done
+    stop_pid "$logger_pid"
+}
+
+if [[ $AMQP == 1 ]]; then
+    e2e 1 burst
+    target "End to end ≥ 10,000 events/s with one processor" "$(int "$E2E_RATE") events/s" \
+        "$(check "$E2E_RATE >= 10000")"
+    e2e 1 steady
+    target "End to end p50 ≤ 5 ms at $STEADY_RATE events/s" "$E2E_P50_MS ms" "$(check "$E2E_P50_MS <= 5")"
+    e2e 2 burst
+    e2e 2 steady
+else
+    row "End to end" "skipped: no RabbitMQ" "" "" "" "" ""
+fi
+
+# ---------------------------------------------------------------- the report
+
+LOAD_AFTER=$(cut -d ' ' -f 1-3 /proc/loadavg)
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ -n $(git status --porcelain -- src Cargo.toml Cargo.lock examples 2>/dev/null) ]]; then
+    COMMIT="$COMMIT (with uncommitted changes)"
+fi
+CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+{
+    echo "# Benchmark results ($MODE run)"
+    echo
+    echo "Made by \`bash bench/run.sh\` (\`make bench\`). Machine: $CPU, $(nproc) cores, Linux $(uname -r);"
+    echo "$STARTED_AT; commit $COMMIT. Load average (1, 5, 15 min) before: $LOAD_BEFORE; after: $LOAD_AFTER"
+    echo "(the machine is shared: absolute figures drift with the load, ratios to a reference measured in"
+    echo "the same run hold better)."
+    echo
+    echo "Settings: ${DURATION} s a measurement, $PAIRS pairs (ceiling, logger) per throughput case, medians"
+    echo "reported; \`wrk -t$WRK_THREADS\` with keep-alive; $THREADS HTTP worker threads in both the logger and the"
+    echo "ceiling (a bare \`tiny_http\` server answering a fixed 80-byte JSON body, \`examples/ceiling.rs\`)."
+    echo "Latencies of HTTP cases are wrk's, per request at that load; end-to-end latencies are"
+    echo "\`updated_at\` − \`created_at\` of each event (creation to \`Processed\`). Errors: transport errors"
+    echo "plus non-2xx answers."
+    echo
+    echo "| case | rate | p50 | p99 | errors | ratio | notes |"
+    echo "|---|---|---|---|---|---|---|"
+    cat "$ROWS"
+    echo
+    echo "## Targets of issue 6"
+    echo
+    echo "| target | measured | |"
+    echo "|---|---|---|"
+    cat "$TARGETS"
+} >"$OUT"
+say "wrote $OUT"
+cat "$OUT"
