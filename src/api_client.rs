@@ -34,8 +34,13 @@ pub struct ApiClient {
 
 impl ApiClient {
     pub fn new(base_url: &str, token: Option<&Secret>, timeout: Duration) -> ApiClient {
+        // Per-phase timeouts, not a global one: with any global (or per-call) timeout, ureq 3
+        // resolves the host on a newly spawned thread for every request, pooled connection
+        // or not, which cost a thread per `PUT`.
         let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout))
+            .timeout_connect(Some(timeout))
+            .timeout_per_read(Some(timeout))
+            .timeout_per_write(Some(timeout))
             .http_status_as_error(false)
             .build()
             .into();
