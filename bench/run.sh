@@ -15,6 +15,7 @@
 #
 # Other settings (environment): BENCH_DURATION (seconds a measurement), PAIRS, HTTP_THREADS
 # (both servers; default 2 x CPUs, the logger's default), BENCH_OUT (the result file).
+# shellcheck disable=SC2317 # the hooks of `compare` are called through its arguments
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -116,7 +117,12 @@ start_waiting_for() {
     die "$name did not log '$pattern'; see $log"
 }
 
-logger_env=(-u AMQP_URL -u API_TOKEN HOST=127.0.0.1 PORT=0 "HTTP_THREADS=$THREADS" LOG_LEVEL=info)
+# The idle timeout is raised because with tiny_http 0.12 as vendored (up to patch 5) the listener
+# stops accepting for good once no new connection came for that long (its read timeout makes
+# accept() fail with EAGAIN, and tiny_http's accept loop ends on any error); long keep-alive
+# phases such as seeding over 8 connections would hit it.
+logger_env=(-u AMQP_URL -u API_TOKEN HOST=127.0.0.1 PORT=0 "HTTP_THREADS=$THREADS" LOG_LEVEL=info
+    HTTP_IDLE_TIMEOUT_SECS=3600)
 
 start_embedded_logger() { start_http "$1" "${logger_env[@]}" "$BIN/event-logger"; }
 
@@ -237,6 +243,204 @@ target() {
 
 check() { awk "BEGIN {print ($1) ? 1 : 0}"; }
 
+# ---------------------------------------------------------------- hooks of `compare`
+
+# A POST measurement starts from an empty store: a fresh logger for each.
+fresh_embedded() {
+    start_embedded_logger logger-post
+    LOGGER_URL=$SVC_URL
+    LOGGER_PID=$SVC_PID
+}
+
+fresh_amqp() {
+    start_amqp_logger logger-amqp "$POST_NAMES"
+    LOGGER_URL=$SVC_URL
+    LOGGER_PID=$SVC_PID
+}
+
+stop_logger() { stop_pid "$LOGGER_PID"; }
+
+# Notes `pending` right after the run and how long the publisher then took to bring it to 0.
+drain_and_stop() {
+    local pending start=$SECONDS
+    pending=$(field pending "$(driver health "$LOGGER_URL")")
+    while [[ $(field pending "$(driver health "$LOGGER_URL")") != 0 ]] && ((SECONDS - start < 120)); do
+        sleep 0.1
+    done
+    AFTER_NOTE="${AFTER_NOTE:-\`pending\` at the end of each run, then drained:}"
+    AFTER_NOTE+=" $(int "$pending") → $(field pending "$(driver health "$LOGGER_URL")") in $((SECONDS - start)) s;"
+    stop_logger
+}
+
+use_store() { LOGGER_URL=$STORE_URL; }
+use_list() { LOGGER_URL=$LIST_URL; }
+
+# seed COUNT IDS_FILE: creates COUNT more events in the store logger, every id into IDS_FILE.
+seed() {
+    say "seeding $(int "$1") events"
+    local line
+    line=$(driver post "$STORE_URL" --count "$1" --conns 8 --ids "$2")
+    [[ $(field errors "$line") == 0 ]] || die "seeding failed: $line"
+    STRING_BYTES=$((STRING_BYTES + $(field string_bytes "$line")))
+    say "  $line"
+}
+
+# ---------------------------------------------------------------- the cases
+
+# 1. POST /events, embedded mode.
+case_post() {
+    local conns
+    for conns in 16 64 256; do
+        compare "POST /events, embedded, $conns connections" "req/s" "$conns" "$BENCH_LUA/post.lua" \
+            /events "$CEILING" fresh_embedded stop_logger
+        if [[ $conns == 64 ]]; then
+            target "POST /events embedded ≥ 0.9 × ceiling at 64 connections" \
+                "$(calc "$C_RATIO") × ceiling" "$(check "$C_RATIO >= 0.9")"
+        fi
+    done
+}
+
+# 2., 3. and 7.: one embedded logger whose store grows from 1,000 to 1,000,000 events.
+case_store() {
+    start_embedded_logger logger-store
+    STORE_URL=$SVC_URL
+    STORE_PID=$SVC_PID
+    local rss_empty rss_full p50_1k p50_1m per_event
+    rss_empty=$(rss_kib "$STORE_PID")
+    STRING_BYTES=0
+
+    seed 1000 "$TMP/ids-1k"
+    driver wait-processed "$STORE_URL" --expect 1000 >/dev/null
+    BENCH_IDS="$TMP/ids-1k" compare "GET /events/{id}, 1,000 events, 64 connections" "req/s" 64 \
+        "$BENCH_LUA/random_id.lua" "" "$CEILING" use_store noop
+    p50_1k=$C_P50
+
+    seed 99000 "$TMP/ids-99k"
+    cat "$TMP/ids-1k" "$TMP/ids-99k" >"$TMP/ids-100k"
+    driver wait-processed "$STORE_URL" --expect 100000 >/dev/null
+    BENCH_IDS="$TMP/ids-100k" compare "GET /events/{id}, 100,000 events, 64 connections" "req/s" 64 \
+        "$BENCH_LUA/random_id.lua" "" "$CEILING" use_store noop
+    BENCH_IDS="$TMP/ids-100k" BENCH_METHOD=PUT compare \
+        "PUT /events/{id} (status), 100,000 events, 64 connections" "req/s" 64 \
+        "$BENCH_LUA/random_id.lua" "" "$CEILING" use_store noop
+
+    seed 900000 "$TMP/ids-900k"
+    driver wait-processed "$STORE_URL" --expect 1000000 --timeout 600 >/dev/null
+    rss_full=$(rss_kib "$STORE_PID")
+    # A uniform sample of 100,000 of the 1,000,000 ids.
+    cat "$TMP/ids-100k" "$TMP/ids-900k" | awk 'NR % 10 == 0' >"$TMP/ids-1m"
+    BENCH_IDS="$TMP/ids-1m" compare "GET /events/{id}, 1,000,000 events, 64 connections" "req/s" 64 \
+        "$BENCH_LUA/random_id.lua" "" "$CEILING" use_store noop
+    p50_1m=$C_P50
+    target "GET /events/{id}: p50 at 1,000,000 events ≤ 1.2 × p50 at 1,000" \
+        "$(ms "$p50_1m") vs $(ms "$p50_1k") ($(calc "$p50_1m / $p50_1k") ×)" \
+        "$(check "$p50_1m <= 1.2 * $p50_1k")"
+
+    per_event=$(awk -v a="$rss_empty" -v b="$rss_full" -v s="$STRING_BYTES" \
+        'BEGIN {printf "%.0f", ((b - a) * 1024 - s) / 1e6}')
+    row "Logger RSS after 1,000,000 events (embedded, all Processed)" \
+        "$(int "$((rss_full / 1024))") MiB" "" "" "" "$per_event B/event beyond its strings" \
+        "RSS when empty: $(int "$((rss_empty / 1024))") MiB; strings: $(calc "$STRING_BYTES / 1e6") B/event"
+    target "RSS ≤ 300 bytes per stored event beyond its strings" "$per_event B/event" \
+        "$(check "$per_event <= 300")"
+    stop_pid "$STORE_PID"
+}
+
+# 4. GET /events at 100,000 events, against the ceiling answering a body of the same size.
+case_list() {
+    start_embedded_logger logger-list
+    LIST_URL=$SVC_URL
+    local list_pid=$SVC_PID query size sized
+    driver post "$LIST_URL" --count 100000 --conns 8 >/dev/null
+    driver wait-processed "$LIST_URL" --expect 100000 >/dev/null
+    for query in "" "?limit=100"; do
+        size=$(field bytes "$(driver size "$LIST_URL/events$query")")
+        start_http "ceiling-$size" "$BIN/examples/ceiling" --threads "$THREADS" --body-bytes "$size"
+        sized=$SVC_URL
+        if [[ -z $query ]]; then
+            compare "GET /events (all 100,000: $(calc "$size / 1e6") MB), 1 connection" "req/s" 1 \
+                "$BENCH_LUA/report.lua" "/events" "$sized" use_list noop "ceiling: same-size fixed body"
+            target "GET /events at 100,000 events ≤ 100 ms" \
+                "$(ms "$C_P50") (p50, $(calc "$size / 1e6") MB)" "$(check "$C_P50 <= 100000")"
+        else
+            compare "GET /events?limit=100 ($(int "$size") B), 64 connections" "req/s" 64 \
+                "$BENCH_LUA/report.lua" "/events$query" "$sized" use_list noop "ceiling: same-size fixed body"
+        fi
+        stop_pid "$SVC_PID"
+    done
+    stop_pid "$list_pid"
+}
+
+# 5. POST /events in AMQP mode.
+case_amqp() {
+    if [[ $AMQP == 0 ]]; then
+        row "POST /events, AMQP" "skipped: no RabbitMQ" "" "" "" "" ""
+        return
+    fi
+    compare "POST /events, AMQP (confirms, persistent), 64 connections" "req/s" 64 \
+        "$BENCH_LUA/post.lua" /events "$CEILING" fresh_amqp drain_and_stop
+}
+
+# e2e_phase PROCESSORS burst|steady: a fresh logger (AMQP) and PROCESSORS processors; one row.
+# Sets E2E_RATE and E2E_P50_MS.
+e2e_phase() {
+    local processors=$1 kind=$2 pids=() i posted line
+    start_amqp_logger "logger-e2e-$processors-$kind" "$E2E_NAMES"
+    local url=$SVC_URL logger_pid=$SVC_PID
+    for ((i = 1; i <= processors; i++)); do
+        start_processor "processor-$processors-$kind-$i" "$E2E_NAMES" "$url"
+        pids+=("$SVC_PID")
+    done
+    start_rss_sampler "${pids[0]}" "$TMP/rss-processor-$processors-$kind"
+    local sampler=$SAMPLER_PID count label reference
+    if [[ $kind == burst ]]; then
+        count=$E2E_EVENTS
+        label="End to end, burst of $(int "$count") events (64 conn.), $processors processor(s)"
+        say "$label"
+        posted=$(driver post "$url" --count "$count" --conns 64)
+    else
+        count=$((STEADY_RATE * STEADY_SECS))
+        label="End to end, steady $STEADY_RATE events/s for $STEADY_SECS s, $processors processor(s)"
+        say "$label"
+        posted=$(driver post "$url" --count "$count" --conns 4 --rate "$STEADY_RATE")
+    fi
+    say "  posted: $posted"
+    driver wait-processed "$url" --expect "$count" --timeout 600 >/dev/null
+    line=$(driver latency "$url")
+    say "  $line"
+    stop_pid "$sampler"
+    local rss_max
+    rss_max=$(sort -n "$TMP/rss-processor-$processors-$kind" | tail -n 1)
+    E2E_RATE=$(field rate "$line")
+    E2E_P50_MS=$(field p50_ms "$line")
+    if [[ $kind == burst ]]; then
+        reference="$(calc "$E2E_RATE / 10000") × target (10,000/s)"
+    else
+        reference="$(calc "$E2E_P50_MS / 5") × target p50 (5 ms)"
+    fi
+    row "$label" "$(int "$E2E_RATE") events/s" "${E2E_P50_MS} ms" "$(field p99_ms "$line") ms" \
+        "$(field errors "$posted")" "$reference" \
+        "max $(field max_ms "$line") ms; $(field retries "$posted") retries after 503; processor RSS ≤ $(int "$((rss_max / 1024))") MiB"
+    for i in "${pids[@]}"; do stop_pid "$i"; done
+    stop_pid "$logger_pid"
+}
+
+# 6. End to end: logger (AMQP) + processor(s) + RabbitMQ.
+case_e2e() {
+    if [[ $AMQP == 0 ]]; then
+        row "End to end" "skipped: no RabbitMQ" "" "" "" "" ""
+        return
+    fi
+    e2e_phase 1 burst
+    target "End to end ≥ 10,000 events/s with one processor" "$(int "$E2E_RATE") events/s" \
+        "$(check "$E2E_RATE >= 10000")"
+    e2e_phase 1 steady
+    target "End to end p50 ≤ 5 ms at $STEADY_RATE events/s" "$E2E_P50_MS ms" \
+        "$(check "$E2E_P50_MS <= 5")"
+    e2e_phase 2 burst
+    e2e_phase 2 steady
+}
+
 # ---------------------------------------------------------------- setup
 
 command -v cargo >/dev/null || die "cargo is required"
@@ -270,192 +474,9 @@ fi
 start_http ceiling "$BIN/examples/ceiling" --threads "$THREADS" --body-bytes 80
 CEILING=$SVC_URL
 
-# ---------------------------------------------------------------- 1. POST /events, embedded
-
-# Every logger measurement of a POST case starts from an empty store.
-fresh_embedded() {
-    start_embedded_logger logger-post
-    LOGGER_URL=$SVC_URL
-    LOGGER_PID=$SVC_PID
-}
-stop_logger() { stop_pid "$LOGGER_PID"; }
-
-for conns in 16 64 256; do
-    compare "POST /events, embedded, $conns connections" "req/s" "$conns" "$BENCH_LUA/post.lua" \
-        /events "$CEILING" fresh_embedded stop_logger
-    if [[ $conns == 64 ]]; then POST64_RATIO=$C_RATIO; fi
+for case in ${BENCH_CASES:-post store list amqp e2e}; do
+    "case_$case"
 done
-target "POST /events embedded ≥ 0.9 × ceiling at 64 connections" "$(calc "$POST64_RATIO") × ceiling" \
-    "$(check "$POST64_RATIO >= 0.9")"
-
-# ---------------------------------------------------------------- 2./3./7. one store, growing
-
-start_embedded_logger logger-store
-STORE_URL=$SVC_URL
-STORE_PID=$SVC_PID
-RSS_EMPTY=$(rss_kib "$STORE_PID")
-STRING_BYTES=0
-use_store() { LOGGER_URL=$STORE_URL; }
-
-# seed COUNT IDS_FILE: creates COUNT more events, keeping every id in IDS_FILE.
-seed() {
-    say "seeding $(int "$1") events"
-    local line
-    line=$(driver post "$STORE_URL" --count "$1" --conns 8 --ids "$2")
-    [[ $(field errors "$line") == 0 ]] || die "seeding failed: $line"
-    STRING_BYTES=$((STRING_BYTES + $(field string_bytes "$line")))
-    say "  $line"
-}
-
-seed 1000 "$TMP/ids-1k"
-driver wait-processed "$STORE_URL" --expect 1000 >/dev/null
-BENCH_IDS="$TMP/ids-1k" compare "GET /events/{id}, 1,000 events, 64 connections" "req/s" 64 \
-    "$BENCH_LUA/random_id.lua" "" "$CEILING" use_store noop
-GET_P50_1K=$C_P50
-
-seed 99000 "$TMP/ids-99k"
-cat "$TMP/ids-1k" "$TMP/ids-99k" >"$TMP/ids-100k"
-driver wait-processed "$STORE_URL" --expect 100000 >/dev/null
-BENCH_IDS="$TMP/ids-100k" compare "GET /events/{id}, 100,000 events, 64 connections" "req/s" 64 \
-    "$BENCH_LUA/random_id.lua" "" "$CEILING" use_store noop
-BENCH_IDS="$TMP/ids-100k" BENCH_METHOD=PUT compare "PUT /events/{id} (status), 100,000 events, 64 connections" \
-    "req/s" 64 "$BENCH_LUA/random_id.lua" "" "$CEILING" use_store noop
-
-seed 900000 "$TMP/ids-900k"
-driver wait-processed "$STORE_URL" --expect 1000000 --timeout 600 >/dev/null
-RSS_FULL=$(rss_kib "$STORE_PID")
-# A uniform sample of 100,000 of the 1,000,000 ids.
-cat "$TMP/ids-100k" "$TMP/ids-900k" | awk 'NR % 10 == 0' >"$TMP/ids-1m"
-BENCH_IDS="$TMP/ids-1m" compare "GET /events/{id}, 1,000,000 events, 64 connections" "req/s" 64 \
-    "$BENCH_LUA/random_id.lua" "" "$CEILING" use_store noop
-GET_P50_1M=$C_P50
-target "GET /events/{id}: p50 at 1,000,000 events ≤ 1.2 × p50 at 1,000" \
-    "$(ms "$GET_P50_1M") vs $(ms "$GET_P50_1K") ($(calc "$GET_P50_1M / $GET_P50_1K") ×)" \
-    "$(check "$GET_P50_1M <= 1.2 * $GET_P50_1K")"
-
-BYTES_PER_EVENT=$(awk -v a="$RSS_EMPTY" -v b="$RSS_FULL" -v s="$STRING_BYTES" \
-    'BEGIN {printf "%.0f", ((b - a) * 1024 - s) / 1e6}')
-row "Logger RSS, 1,000,000 events (embedded, all Processed)" \
-    "$(int "$((RSS_FULL / 1024))") MiB" "" "" "" \
-    "$BYTES_PER_EVENT B/event beyond strings" \
-    "empty: $(int "$((RSS_EMPTY / 1024))") MiB; strings $(calc "$STRING_BYTES / 1e6") B/event"
-target "RSS ≤ 300 bytes per stored event beyond its strings" "$BYTES_PER_EVENT B/event" \
-    "$(check "$BYTES_PER_EVENT <= 300")"
-stop_pid "$STORE_PID"
-
-# ---------------------------------------------------------------- 4. GET /events, 100,000 events
-
-start_embedded_logger logger-list
-LIST_URL=$SVC_URL
-LIST_PID=$SVC_PID
-driver post "$LIST_URL" --count 100000 --conns 8 >/dev/null
-driver wait-processed "$LIST_URL" --expect 100000 >/dev/null
-use_list() { LOGGER_URL=$LIST_URL; }
-
-# The reference of a listing: the ceiling answering a fixed body of the same size.
-for query in "" "?limit=100"; do
-    size=$(field bytes "$(driver size "$LIST_URL/events$query")")
-    start_http "ceiling-$size" "$BIN/examples/ceiling" --threads "$THREADS" --body-bytes "$size"
-    sized=$SVC_URL
-    if [[ -z $query ]]; then
-        compare "GET /events (all 100,000: $(calc "$size / 1e6") MB), 1 connection" "req/s" 1 \
-            "$BENCH_LUA/report.lua" "/events" "$sized" use_list noop "ceiling: same-size fixed body"
-        LIST_P50=$C_P50
-        target "GET /events at 100,000 events ≤ 100 ms" "$(ms "$LIST_P50") (p50, $(calc "$size / 1e6") MB)" \
-            "$(check "$LIST_P50 <= 100000")"
-    else
-        compare "GET /events?limit=100 ($(int "$size") B), 64 connections" "req/s" 64 \
-            "$BENCH_LUA/report.lua" "/events$query" "$sized" use_list noop "ceiling: same-size fixed body"
-    fi
-    stop_pid "$SVC_PID"
-done
-stop_pid "$LIST_PID"
-
-# ---------------------------------------------------------------- 5. POST /events, AMQP
-
-if [[ $AMQP == 1 ]]; then
-    fresh_amqp() {
-        start_amqp_logger logger-amqp "$POST_NAMES"
-        LOGGER_URL=$SVC_URL
-        LOGGER_PID=$SVC_PID
-    }
-    # Notes `pending` right after the run and how long the publisher then took to bring it to 0.
-    drain_and_stop() {
-        local pending start=$SECONDS
-        pending=$(field pending "$(driver health "$LOGGER_URL")")
-        while [[ $(field pending "$(driver health "$LOGGER_URL")") != 0 ]] && ((SECONDS - start < 120)); do
-            sleep 0.1
-        done
-        AFTER_NOTE="${AFTER_NOTE:-\`pending\` at the end of each run, then drained:}"
-        AFTER_NOTE+=" $(int "$pending") → $(field pending "$(driver health "$LOGGER_URL")") in $((SECONDS - start)) s;"
-        stop_logger
-    }
-    compare "POST /events, AMQP (confirms, persistent), 64 connections" "req/s" 64 \
-        "$BENCH_LUA/post.lua" /events "$CEILING" fresh_amqp drain_and_stop
-else
-    row "POST /events, AMQP" "skipped: no RabbitMQ" "" "" "" "" ""
-fi
-
-# ---------------------------------------------------------------- 6. end to end
-
-# e2e PROCESSORS burst|steady: a fresh logger (AMQP) and PROCESSORS processors.
-e2e() {
-    local processors=$1 kind=$2 pids=() i line
-    start_amqp_logger "logger-e2e-$processors-$kind" "$E2E_NAMES"
-    local url=$SVC_URL logger_pid=$SVC_PID
-    for ((i = 1; i <= processors; i++)); do
-        start_processor "processor-$processors-$kind-$i" "$E2E_NAMES" "$url"
-        pids+=("$SVC_PID")
-    done
-    start_rss_sampler "${pids[0]}" "$TMP/rss-processor-$processors-$kind"
-    local sampler=$SAMPLER_PID count label
-    if [[ $kind == burst ]]; then
-        count=$E2E_EVENTS
-        say "end to end, $processors processor(s): $(int "$count") events from 64 connections"
-        line=$(driver post "$url" --count "$count" --conns 64)
-        label="End to end, burst of $(int "$count") events (64 conn.), $processors processor(s)"
-    else
-        count=$((STEADY_RATE * STEADY_SECS))
-        say "end to end, $processors processor(s): $STEADY_RATE events/s for $STEADY_SECS s"
-        line=$(driver post "$url" --count "$count" --conns 4 --rate "$STEADY_RATE")
-        label="End to end, steady $STEADY_RATE events/s for $STEADY_SECS s, $processors processor(s)"
-    fi
-    say "  posted: $line"
-    local errors retries
-    errors=$(field errors "$line")
-    retries=$(field retries "$line")
-    driver wait-processed "$url" --expect "$count" --timeout 600 >/dev/null
-    line=$(driver latency "$url")
-    say "  $line"
-    stop_pid "$sampler"
-    local rss_max
-    rss_max=$(sort -n "$TMP/rss-processor-$processors-$kind" | tail -n 1)
-    E2E_RATE=$(field rate "$line")
-    E2E_P50_MS=$(field p50_ms "$line")
-    if [[ $kind == burst ]]; then
-        row "$label" "$(int "$E2E_RATE") events/s" "${E2E_P50_MS} ms" "$(field p99_ms "$line") ms" \
-            "$errors" "$(calc "$E2E_RATE / 10000") × target (10,000/s)" \
-            "max latency $(field max_ms "$line") ms; $retries retries after 503; processor RSS ≤ $(int "$((rss_max / 1024))") MiB"
-    else
-        row "$label" "$(int "$E2E_RATE") events/s" "${E2E_P50_MS} ms" "$(field p99_ms "$line") ms" \
-            "$errors" "$(calc "$E2E_P50_MS / 5") × target p50 (5 ms)" \
-            "max latency $(field max_ms "$line") ms; processor RSS ≤ $(int "$((rss_max / 1024))") MiB"
-    fi
-    for pid in "${pids[@]}"; do stop_pid "$pid"; done
-    stop_pid "$logger_pid"
-}
-
-if [[ $AMQP == 1 ]]; then
-    e2e 1 burst
-    target "End to end ≥ 10,000 events/s with one processor" "$(int "$E2E_RATE") events/s" \
-        "$(check "$E2E_RATE >= 10000")"
-    e2e 1 steady
-    target "End to end p50 ≤ 5 ms at $STEADY_RATE events/s" "$E2E_P50_MS ms" "$(check "$E2E_P50_MS <= 5")"
-    e2e 2 burst
-    e2e 2 steady
-else
-    row "End to end" "skipped: no RabbitMQ" "" "" "" "" ""
-fi
 
 # ---------------------------------------------------------------- the report
 

@@ -7,7 +7,7 @@
 //! problems go to standard error and a non-zero exit code.
 //!
 //! ```text
-//! bench_driver post URL --count N [--conns C] [--rate R] [--ids FILE] [--sample K]
+//! bench_driver post URL --count N [--conns C] [--rate R] [--ids FILE]
 //! bench_driver wait-processed URL --expect N [--timeout SECS]
 //! bench_driver latency URL
 //! bench_driver health URL
@@ -99,16 +99,24 @@ fn flag<T: std::str::FromStr>(
 }
 
 fn agent() -> ureq::Agent {
+    // No global timeout: with one, ureq resolves the host on a new thread for every request,
+    // and the driver shares the CPUs with what it measures.
+    let timeout = Some(Duration::from_secs(60));
     ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
+        .timeout_connect(timeout)
+        .timeout_per_read(timeout)
+        .timeout_per_write(timeout)
         .build()
         .into()
 }
 
 /// `GET url`: status, `X-Total-Count` if any, body.
 fn get(agent: &ureq::Agent, url: &str) -> Result<(u16, Option<usize>, Vec<u8>), Failure> {
-    let response = agent.get(url).call().map_err(|e| format!("GET {url}: {e}"))?;
+    let response = agent
+        .get(url)
+        .call()
+        .map_err(|e| format!("GET {url}: {e}"))?;
     let status = response.status().as_u16();
     let total = response
         .headers()
@@ -136,19 +144,18 @@ struct Tally {
 
 /// Creates `--count` events over `--conns` keep-alive connections, as fast as they are
 /// accepted or, with `--rate`, paced at that many per second. A `503` (outbox full) is retried
-/// until accepted. With `--ids FILE`, every `--sample`-th created id is written to FILE.
+/// until accepted. With `--ids FILE`, the created ids are written to FILE, one a line.
 fn post(url: &str, flags: &HashMap<String, String>) -> Result<String, Failure> {
     let count: usize = flag(flags, "count", None)?;
     let conns: usize = flag(flags, "conns", Some(64))?;
     let rate: f64 = flag(flags, "rate", Some(0.0))?;
-    let sample: usize = flag(flags, "sample", Some(1))?;
     let endpoint = format!("{}/events", url.trim_end_matches('/'));
     let tally = Tally::default();
     let ids = Mutex::new(Vec::new());
     let started = Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..conns.max(1) {
-            scope.spawn(|| post_worker(&endpoint, count, rate, sample, started, &tally, &ids));
+            scope.spawn(|| post_worker(&endpoint, count, rate, started, &tally, &ids));
         }
     });
     let seconds = started.elapsed().as_secs_f64();
@@ -160,7 +167,8 @@ fn post(url: &str, flags: &HashMap<String, String>) -> Result<String, Failure> {
         for id in &ids {
             writeln!(file, "{id}").map_err(|e| format!("cannot write {path}: {e}"))?;
         }
-        file.flush().map_err(|e| format!("cannot write {path}: {e}"))?;
+        file.flush()
+            .map_err(|e| format!("cannot write {path}: {e}"))?;
     }
     let created = tally.created.load(Ordering::Relaxed);
     Ok(format!(
@@ -176,7 +184,6 @@ fn post_worker(
     endpoint: &str,
     count: usize,
     rate: f64,
-    sample: usize,
     started: Instant,
     tally: &Tally,
     ids: &Mutex<Vec<String>>,
@@ -221,9 +228,7 @@ fn post_worker(
                     // The strings an event holds once processed: user id, description, status.
                     let strings = user_id.len() + DESCRIPTION.len() + STATUS_PROCESSED.len();
                     tally.string_bytes.fetch_add(strings, Ordering::Relaxed);
-                    if i % sample.max(1) == 0 {
-                        mine.push(id);
-                    }
+                    mine.push(id);
                     break;
                 }
                 (503, _) => {
@@ -276,8 +281,8 @@ fn latency(url: &str) -> Result<String, Failure> {
     if status != 200 {
         return Err(format!("GET {list}: HTTP {status}"));
     }
-    let events: Vec<Event> =
-        serde_json::from_slice(&body).map_err(|e| format!("GET {list}: not a list of events: {e}"))?;
+    let events: Vec<Event> = serde_json::from_slice(&body)
+        .map_err(|e| format!("GET {list}: not a list of events: {e}"))?;
     let processed: Vec<&Event> = events
         .iter()
         .filter(|e| e.status == STATUS_PROCESSED)

@@ -21,7 +21,9 @@ fn main() {
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().unwrap_or_default();
-        let parsed = value.parse::<usize>().unwrap_or_else(|_| usage(&flag, &value));
+        let parsed = value
+            .parse::<usize>()
+            .unwrap_or_else(|_| usage(&flag, &value));
         match flag.as_str() {
             "--threads" => threads = parsed.max(1),
             "--port" => port = u16::try_from(parsed).unwrap_or_else(|_| usage(&flag, &value)),
