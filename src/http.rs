@@ -331,6 +331,10 @@ fn listen(config: &ServerConfig) -> Result<TcpListener, StartError> {
     )
     .map_err(bind_err)?;
     socket.set_reuse_address(true).map_err(bind_err)?;
+    // Accepted sockets inherit it. tiny_http writes the head and the body separately, so with
+    // Nagle's algorithm on, a response of a few KB waited for the client's delayed ACK: 40 ms
+    // for `GET /events?limit=100` (about 20 KB), 26 times fewer requests per second.
+    socket.set_tcp_nodelay(true).map_err(bind_err)?;
     socket
         .set_read_timeout(Some(config.io_timeout))
         .map_err(bind_err)?;
