@@ -56,6 +56,7 @@ say() { echo "bench: $*" >&2; }
 
 STARTED=()
 AMQP_NAMES=()
+declare -A PID_OF # URL of each HTTP server started -> its process id
 
 stop_pid() {
     kill -TERM "$1" 2>/dev/null || true
@@ -93,6 +94,7 @@ start_http() {
         addr=$(grep -o 'listening on http://[0-9.:]*' "$log" | head -n 1 | sed 's|.*http://||') || true
         if [[ -n $addr ]]; then
             SVC_URL="http://$addr"
+            PID_OF[$SVC_URL]=$SVC_PID
             return 0
         fi
         kill -0 "$SVC_PID" 2>/dev/null || die "$name exited at start: $(tail -n 5 "$log")"
@@ -145,6 +147,11 @@ start_processor() {
         "$BIN/notification-processor"
 }
 
+CLK_TCK=$(getconf CLK_TCK)
+
+# CPU time (user + system) PID has used so far, in clock ticks.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 # Samples the RSS of PID every 200 ms into FILE until stopped. Sets SAMPLER_PID.
@@ -174,15 +181,20 @@ int() { awk -v n="$1" 'BEGIN {n = sprintf("%.0f", n); s = ""; while (length(n) >
 
 ms() { awk -v us="$1" 'BEGIN {printf (us < 10000 ? "%.2f ms" : "%.0f ms"), us / 1000}'; }
 
+cpu_time() { awk -v us="$1" 'BEGIN {printf (us >= 10000 ? "%.0f ms" : "%.0f µs"), (us >= 10000 ? us / 1000 : us)}'; }
+
 calc() { awk "BEGIN {printf \"%.2f\", $1}"; }
 
 # Runs wrk once: URL CONNS SCRIPT. Sets W_RPS, W_P50, W_P99 (µs), W_ERR (transport errors and
-# non-2xx answers).
+# non-2xx answers) and W_CPU (CPU µs per request of the server at URL: user + system time).
 wrk_once() {
-    local url=$1 conns=$2 script=$3 threads=$WRK_THREADS out line
+    local url=$1 conns=$2 script=$3 threads=$WRK_THREADS out line pid before
     if ((conns < threads)); then threads=$conns; fi
+    pid=${PID_OF[$(sed -E 's|^(http://[^/]*).*|\1|' <<<"$url")]}
+    before=$(ticks "$pid")
     out=$(wrk -t"$threads" -c"$conns" -d"${DURATION}s" --timeout 10s -s "$script" "$url" 2>&1) ||
         die "wrk failed on $url: $out"
+    local used=$(($(ticks "$pid") - before))
     line=$(grep '^BENCH ' <<<"$out") || die "wrk printed no summary for $url: $out"
     local requests duration
     requests=$(field requests "$line")
@@ -191,6 +203,7 @@ wrk_once() {
     W_P50=$(field p50_us "$line")
     W_P99=$(field p99_us "$line")
     W_ERR=$(($(field errors "$line") + $(field non2xx "$line")))
+    W_CPU=$(awk -v t="$used" -v r="$requests" -v hz="$CLK_TCK" 'BEGIN {print (r > 0) ? t * 1e6 / hz / r : 0}')
 }
 
 # ---------------------------------------------------------------- the table
@@ -207,12 +220,13 @@ row() { echo "| $1 | $2 | $3 | $4 | $5 | $6 | $7 |" >>"$ROWS"; }
 # Sets C_RPS, C_P50, C_RATIO (medians).
 compare() {
     local label=$1 unit=$2 conns=$3 script=$4 path=$5 ceiling=$6 before=$7 after=$8 note=${9:-}
-    local rps=() p50=() p99=() errors=() ratios=() ceilings=() i
+    local rps=() p50=() p99=() errors=() ratios=() ceilings=() cpu=() ceiling_cpu=() i
     say "$label: $PAIRS x (ceiling, logger), ${DURATION} s each"
     for ((i = 0; i < PAIRS; i++)); do
         wrk_once "$ceiling$path" "$conns" "$script"
         local ceiling_rps=$W_RPS
         ceilings+=("$W_RPS")
+        ceiling_cpu+=("$W_CPU")
         $before
         wrk_once "$LOGGER_URL$path" "$conns" "$script"
         $after
@@ -220,6 +234,7 @@ compare() {
         p50+=("$W_P50")
         p99+=("$W_P99")
         errors+=("$W_ERR")
+        cpu+=("$W_CPU")
         ratios+=("$(awk -v l="$W_RPS" -v c="$ceiling_rps" 'BEGIN {print l / c}')")
         say "  pair $((i + 1)): ceiling $(int "$ceiling_rps")/s, logger $(int "$W_RPS")/s, p50 $(ms "$W_P50"), errors $W_ERR"
     done
@@ -228,7 +243,7 @@ compare() {
     C_RATIO=$(median "${ratios[@]}")
     row "$label" "$(int "$C_RPS") $unit" "$(ms "$C_P50")" "$(ms "$(median "${p99[@]}")")" \
         "$(sum "${errors[@]}")" "$(calc "$C_RATIO") × ceiling ($(int "$(median "${ceilings[@]}")")/s)" \
-        "$note${AFTER_NOTE:+${note:+; }$AFTER_NOTE}"
+        "CPU $(cpu_time "$(median "${cpu[@]}")")/req (ceiling $(cpu_time "$(median "${ceiling_cpu[@]}")"))${note:+; $note}${AFTER_NOTE:+; $AFTER_NOTE}"
     AFTER_NOTE=""
 }
 
@@ -381,6 +396,17 @@ case_amqp() {
         "$BENCH_LUA/post.lua" /events "$CEILING" fresh_amqp drain_and_stop
 }
 
+# e2e_ticks LOGGER_PID BROKER_PID PROCESSOR_PIDS...: "logger broker processors" CPU ticks, the
+# broker as "-" when it is not a local process.
+e2e_ticks() {
+    local logger=$1 broker=$2 processors=0 pid
+    shift 2
+    for pid in "$@"; do processors=$((processors + $(ticks "$pid"))); done
+    local broker_ticks=-
+    if [[ -n $broker ]]; then broker_ticks=$(ticks "$broker"); fi
+    echo "$(ticks "$logger") $broker_ticks $processors"
+}
+
 # e2e_phase PROCESSORS burst|steady: a fresh logger (AMQP) and PROCESSORS processors; one row.
 # Sets E2E_RATE and E2E_P50_MS.
 e2e_phase() {
@@ -392,7 +418,10 @@ e2e_phase() {
         pids+=("$SVC_PID")
     done
     start_rss_sampler "${pids[0]}" "$TMP/rss-processor-$processors-$kind"
-    local sampler=$SAMPLER_PID count label reference
+    local sampler=$SAMPLER_PID count label reference broker_pid cpu_before cpu_after
+    # RabbitMQ's share of the CPU, when it runs on this machine (a local or Docker broker).
+    broker_pid=$(pgrep -x beam.smp | head -n 1) || true
+    cpu_before=$(e2e_ticks "$logger_pid" "$broker_pid" "${pids[@]}")
     if [[ $kind == burst ]]; then
         count=$E2E_EVENTS
         label="End to end, burst of $(int "$count") events (64 conn.), $processors processor(s)"
@@ -406,8 +435,15 @@ e2e_phase() {
     fi
     say "  posted: $posted"
     driver wait-processed "$url" --expect "$count" --timeout 600 >/dev/null
+    cpu_after=$(e2e_ticks "$logger_pid" "$broker_pid" "${pids[@]}")
     line=$(driver latency "$url")
     say "  $line"
+    local cpu_note
+    cpu_note=$(awk -v a="$cpu_before" -v b="$cpu_after" -v n="$count" -v hz="$CLK_TCK" 'BEGIN {
+        split(a, x, " "); split(b, y, " "); f = 1e6 / hz / n
+        printf "CPU per event: logger %.0f µs, processor(s) %.0f µs", (y[1] - x[1]) * f, (y[3] - x[3]) * f
+        if (x[2] != "-") printf ", RabbitMQ %.0f µs", (y[2] - x[2]) * f
+    }')
     stop_pid "$sampler"
     local rss_max
     rss_max=$(sort -n "$TMP/rss-processor-$processors-$kind" | tail -n 1)
@@ -420,7 +456,7 @@ e2e_phase() {
     fi
     row "$label" "$(int "$E2E_RATE") events/s" "${E2E_P50_MS} ms" "$(field p99_ms "$line") ms" \
         "$(field errors "$posted")" "$reference" \
-        "max $(field max_ms "$line") ms; $(field retries "$posted") retries after 503; processor RSS ≤ $(int "$((rss_max / 1024))") MiB"
+        "max $(field max_ms "$line") ms; $(field retries "$posted") retries after 503; $cpu_note; processor RSS ≤ $(int "$((rss_max / 1024))") MiB"
     for i in "${pids[@]}"; do stop_pid "$i"; done
     stop_pid "$logger_pid"
 }

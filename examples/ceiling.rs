@@ -32,7 +32,9 @@ fn main() {
         }
     }
     let body: Arc<[u8]> = json_body(body_bytes).into();
-    let server = match tiny_http::Server::http(("127.0.0.1", port)) {
+    let server = match listen(port).and_then(|l| {
+        tiny_http::Server::from_listener(l, None).map_err(|e| std::io::Error::other(e.to_string()))
+    }) {
         Ok(server) => Arc::new(server),
         Err(e) => {
             eprintln!("ceiling: cannot listen: {e}");
@@ -59,6 +61,24 @@ fn main() {
     for worker in workers {
         let _ = worker.join();
     }
+}
+
+/// A loopback listener configured as the logger's (`src/http.rs`): accepted connections inherit
+/// `TCP_NODELAY`.
+fn listen(port: u16) -> std::io::Result<std::net::TcpListener> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let socket = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    if std::env::var_os("CEILING_NAGLE").is_none() {
+        socket.set_tcp_nodelay(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
 }
 
 fn serve(server: &tiny_http::Server, body: &Arc<[u8]>, content_type: &tiny_http::Header) {
