@@ -73,9 +73,7 @@ fn listen(port: u16) -> std::io::Result<std::net::TcpListener> {
         Some(socket2::Protocol::TCP),
     )?;
     socket.set_reuse_address(true)?;
-    if std::env::var_os("CEILING_NAGLE").is_none() {
-        socket.set_tcp_nodelay(true)?;
-    }
+    socket.set_tcp_nodelay(true)?;
     socket.bind(&addr.into())?;
     socket.listen(1024)?;
     Ok(socket.into())
