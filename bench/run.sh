@@ -57,6 +57,7 @@ say() { echo "bench: $*" >&2; }
 STARTED=()
 AMQP_NAMES=()
 declare -A PID_OF # URL of each HTTP server started -> its process id
+STARTS=0
 
 stop_pid() {
     kill -TERM "$1" 2>/dev/null || true
@@ -81,17 +82,20 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # Starts `env ARGS...` in the background (stdout discarded: notification lines), logging to
-# $TMP/NAME.log, and waits for its "listening on http://ADDR" line. Sets SVC_PID and SVC_URL.
+# $TMP/NAME-N.log, and waits for its "listening on http://ADDR" line. Sets SVC_PID and SVC_URL.
 start_http() {
     local name=$1
     shift
-    local log="$TMP/$name.log"
+    # A new file for each start: the shell truncates it only once the child runs, so a reused
+    # name could still show the previous process's address.
+    STARTS=$((STARTS + 1))
+    local log="$TMP/$name-$STARTS.log"
     env "$@" >/dev/null 2>"$log" &
     SVC_PID=$!
     STARTED+=("$SVC_PID")
     local addr
     for _ in $(seq 1 400); do
-        addr=$(grep -o 'listening on http://[0-9.:]*' "$log" | head -n 1 | sed 's|.*http://||') || true
+        addr=$(grep -so 'listening on http://[0-9.:]*' "$log" | head -n 1 | sed 's|.*http://||') || true
         if [[ -n $addr ]]; then
             SVC_URL="http://$addr"
             PID_OF[$SVC_URL]=$SVC_PID
@@ -107,12 +111,15 @@ start_http() {
 start_waiting_for() {
     local name=$1 pattern=$2
     shift 2
-    local log="$TMP/$name.log"
+    # A new file for each start: the shell truncates it only once the child runs, so a reused
+    # name could still show the previous process's address.
+    STARTS=$((STARTS + 1))
+    local log="$TMP/$name-$STARTS.log"
     env "$@" >/dev/null 2>"$log" &
     SVC_PID=$!
     STARTED+=("$SVC_PID")
     for _ in $(seq 1 400); do
-        grep -q "$pattern" "$log" && return 0
+        grep -qs "$pattern" "$log" && return 0
         kill -0 "$SVC_PID" 2>/dev/null || die "$name exited at start: $(tail -n 5 "$log")"
         sleep 0.05
     done
@@ -137,7 +144,7 @@ start_amqp_logger() {
         [[ $(field broker "$(driver health "$SVC_URL")") == connected ]] && return 0
         sleep 0.05
     done
-    die "$name did not connect to RabbitMQ; see $TMP/$name.log"
+    die "$name did not connect to RabbitMQ; see $TMP/$name-$STARTS.log"
 }
 
 start_processor() {
@@ -181,6 +188,8 @@ int() { awk -v n="$1" 'BEGIN {n = sprintf("%.0f", n); s = ""; while (length(n) >
 
 ms() { awk -v us="$1" 'BEGIN {printf (us < 10000 ? "%.2f ms" : "%.0f ms"), us / 1000}'; }
 
+ms_of_ms() { ms "$(awk -v m="$1" 'BEGIN {print m * 1000}')"; }
+
 cpu_time() { awk -v us="$1" 'BEGIN {printf (us >= 10000 ? "%.0f ms" : "%.0f µs"), (us >= 10000 ? us / 1000 : us)}'; }
 
 calc() { awk "BEGIN {printf \"%.2f\", $1}"; }
@@ -194,6 +203,7 @@ wrk_once() {
     before=$(ticks "$pid")
     out=$(wrk -t"$threads" -c"$conns" -d"${DURATION}s" --timeout 10s -s "$script" "$url" 2>&1) ||
         die "wrk failed on $url: $out"
+    kill -0 "$pid" 2>/dev/null || die "the server at $url (pid $pid) died during the run; see $TMP/*.log"
     local used=$(($(ticks "$pid") - before))
     line=$(grep '^BENCH ' <<<"$out") || die "wrk printed no summary for $url: $out"
     local requests duration
@@ -243,7 +253,7 @@ compare() {
     C_RATIO=$(median "${ratios[@]}")
     row "$label" "$(int "$C_RPS") $unit" "$(ms "$C_P50")" "$(ms "$(median "${p99[@]}")")" \
         "$(sum "${errors[@]}")" "$(calc "$C_RATIO") × ceiling ($(int "$(median "${ceilings[@]}")")/s)" \
-        "CPU $(cpu_time "$(median "${cpu[@]}")")/req (ceiling $(cpu_time "$(median "${ceiling_cpu[@]}")"))${note:+; $note}${AFTER_NOTE:+; $AFTER_NOTE}"
+        "CPU $(cpu_time "$(median "${cpu[@]}")")/req (ceiling $(cpu_time "$(median "${ceiling_cpu[@]}")"))${note:+; $note}${AFTER_NOTE:+: $AFTER_NOTE}"
     AFTER_NOTE=""
 }
 
@@ -282,8 +292,7 @@ drain_and_stop() {
     while [[ $(field pending "$(driver health "$LOGGER_URL")") != 0 ]] && ((SECONDS - start < 120)); do
         sleep 0.1
     done
-    AFTER_NOTE="${AFTER_NOTE:-\`pending\` at the end of each run, then drained:}"
-    AFTER_NOTE+=" $(int "$pending") → $(field pending "$(driver health "$LOGGER_URL")") in $((SECONDS - start)) s;"
+    AFTER_NOTE="${AFTER_NOTE:+$AFTER_NOTE, }$(int "$pending") → $(field pending "$(driver health "$LOGGER_URL")") in $((SECONDS - start)) s"
     stop_logger
 }
 
@@ -393,7 +402,8 @@ case_amqp() {
         return
     fi
     compare "POST /events, AMQP (confirms, persistent), 64 connections" "req/s" 64 \
-        "$BENCH_LUA/post.lua" /events "$CEILING" fresh_amqp drain_and_stop
+        "$BENCH_LUA/post.lua" /events "$CEILING" fresh_amqp drain_and_stop \
+        "\`pending\` at the end of each run, then after draining"
 }
 
 # e2e_ticks LOGGER_PID BROKER_PID PROCESSOR_PIDS...: "logger broker processors" CPU ticks, the
@@ -454,9 +464,9 @@ e2e_phase() {
     else
         reference="$(calc "$E2E_P50_MS / 5") × target p50 (5 ms)"
     fi
-    row "$label" "$(int "$E2E_RATE") events/s" "${E2E_P50_MS} ms" "$(field p99_ms "$line") ms" \
+    row "$label" "$(int "$E2E_RATE") events/s" "$(ms_of_ms "$E2E_P50_MS")" "$(ms_of_ms "$(field p99_ms "$line")")" \
         "$(field errors "$posted")" "$reference" \
-        "max $(field max_ms "$line") ms; $(field retries "$posted") retries after 503; $cpu_note; processor RSS ≤ $(int "$((rss_max / 1024))") MiB"
+        "max $(ms_of_ms "$(field max_ms "$line")"); $(field retries "$posted") retries after 503; $cpu_note; processor RSS ≤ $(int "$((rss_max / 1024))") MiB"
     for i in "${pids[@]}"; do stop_pid "$i"; done
     stop_pid "$logger_pid"
 }
