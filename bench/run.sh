@@ -194,7 +194,7 @@ cpu_time() { awk -v us="$1" 'BEGIN {printf (us >= 10000 ? "%.0f ms" : "%.0f µs"
 
 calc() { awk "BEGIN {printf \"%.2f\", $1}"; }
 
-# Runs wrk once: URL CONNS SCRIPT. Sets W_RPS, W_P50, W_P99 (µs), W_ERR (transport errors and
+# Runs wrk once: URL CONNS SCRIPT. Sets W_RPS (2xx answers per second), W_P50, W_P99 (µs), W_ERR (transport errors and
 # non-2xx answers) and W_CPU (CPU µs per request of the server at URL: user + system time).
 wrk_once() {
     local url=$1 conns=$2 script=$3 threads=$WRK_THREADS out line pid before
@@ -209,7 +209,8 @@ wrk_once() {
     local requests duration
     requests=$(field requests "$line")
     duration=$(field duration_us "$line")
-    W_RPS=$(awk -v r="$requests" -v d="$duration" 'BEGIN {print r / (d / 1e6)}')
+    # Only successful answers count: a 503 (outbox full) is an error, not throughput.
+    W_RPS=$(awk -v r="$requests" -v n="$(field non2xx "$line")" -v d="$duration" 'BEGIN {print (r - n) / (d / 1e6)}')
     W_P50=$(field p50_us "$line")
     W_P99=$(field p99_us "$line")
     W_ERR=$(($(field errors "$line") + $(field non2xx "$line")))
@@ -337,6 +338,10 @@ case_store() {
     driver wait-processed "$STORE_URL" --expect 1000 >/dev/null
     BENCH_IDS="$TMP/ids-1k" compare "GET /events/{id}, 1,000 events, 64 connections" "req/s" 64 \
         "$BENCH_LUA/random_id.lua" "" "$CEILING" use_store noop
+    # The lookup's own latency: at 64 connections p50 is mostly queueing, so it follows the
+    # throughput of the moment; one connection shows the time of a request.
+    BENCH_IDS="$TMP/ids-1k" compare "GET /events/{id}, 1,000 events, 1 connection" "req/s" 1 \
+        "$BENCH_LUA/random_id.lua" "" "$CEILING" use_store noop
     p50_1k=$C_P50
 
     seed 99000 "$TMP/ids-99k"
@@ -355,8 +360,10 @@ case_store() {
     cat "$TMP/ids-100k" "$TMP/ids-900k" | awk 'NR % 10 == 0' >"$TMP/ids-1m"
     BENCH_IDS="$TMP/ids-1m" compare "GET /events/{id}, 1,000,000 events, 64 connections" "req/s" 64 \
         "$BENCH_LUA/random_id.lua" "" "$CEILING" use_store noop
+    BENCH_IDS="$TMP/ids-1m" compare "GET /events/{id}, 1,000,000 events, 1 connection" "req/s" 1 \
+        "$BENCH_LUA/random_id.lua" "" "$CEILING" use_store noop
     p50_1m=$C_P50
-    target "GET /events/{id}: p50 at 1,000,000 events ≤ 1.2 × p50 at 1,000" \
+    target "GET /events/{id}: p50 at 1,000,000 events ≤ 1.2 × p50 at 1,000 (1 connection)" \
         "$(ms "$p50_1m") vs $(ms "$p50_1k") ($(calc "$p50_1m / $p50_1k") ×)" \
         "$(check "$p50_1m <= 1.2 * $p50_1k")"
 
