@@ -126,12 +126,7 @@ start_waiting_for() {
     die "$name did not log '$pattern'; see $log"
 }
 
-# The idle timeout is raised because with tiny_http 0.12 as vendored (up to patch 5) the listener
-# stops accepting for good once no new connection came for that long (its read timeout makes
-# accept() fail with EAGAIN, and tiny_http's accept loop ends on any error); long keep-alive
-# phases such as seeding over 8 connections would hit it.
-logger_env=(-u AMQP_URL -u API_TOKEN HOST=127.0.0.1 PORT=0 "HTTP_THREADS=$THREADS" LOG_LEVEL=info
-    HTTP_IDLE_TIMEOUT_SECS=3600)
+logger_env=(-u AMQP_URL -u API_TOKEN HOST=127.0.0.1 PORT=0 "HTTP_THREADS=$THREADS" LOG_LEVEL=info)
 
 start_embedded_logger() { start_http "$1" "${logger_env[@]}" "$BIN/event-logger"; }
 
