@@ -29,8 +29,17 @@ fn push_escaped(out: &mut String, text: &str) {
 
 /// Writes the line for `event` and flushes, so it is visible at once even through a pipe.
 pub fn send(out: &mut dyn Write, event: &Event) -> io::Result<()> {
-    let mut text = line(event);
-    text.push('\n');
+    send_all(out, std::slice::from_ref(event))
+}
+
+/// Writes the lines for `events` in one write and flushes: a burst costs one system call, not
+/// one per event.
+pub fn send_all(out: &mut dyn Write, events: &[Event]) -> io::Result<()> {
+    let mut text = String::with_capacity(events.len() * 128);
+    for event in events {
+        text.push_str(&line(event));
+        text.push('\n');
+    }
     out.write_all(text.as_bytes())?;
     out.flush()
 }

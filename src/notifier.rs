@@ -4,10 +4,13 @@
 use std::io::Write;
 use std::thread::{self, JoinHandle};
 
-use crate::event::EventUpdate;
+use crate::event::{Event, EventUpdate};
 use crate::notification;
 use crate::outbox::OutboxReceiver;
 use crate::store::Store;
+
+/// Events printed and marked together at most, when they queue up faster than one at a time.
+const BATCH: usize = 256;
 
 /// Starts the embedded notifier. It runs until every [`crate::outbox::Outbox`] is dropped and
 /// the channel is drained, so a shutdown never loses an accepted event.
@@ -19,18 +22,24 @@ pub fn spawn_embedded(
     thread::Builder::new()
         .name("notifier".into())
         .spawn(move || {
-            for event in receiver.receiver().iter() {
-                match notification::send(&mut out, &event) {
-                    Ok(()) => {
-                        store.update(&event.event_id, EventUpdate::processed());
-                    }
-                    // Not marked Processed: the event stays visibly unsent.
+            let events = receiver.receiver();
+            while let Ok(first) = events.recv() {
+                // What queued up meanwhile goes out together: one write, one lock.
+                let batch: Vec<Event> = std::iter::once(first)
+                    .chain(events.try_iter().take(BATCH - 1))
+                    .collect();
+                match notification::send_all(&mut out, &batch) {
+                    Ok(()) => store.update_each(batch.iter().map(|e| &e.event_id), || {
+                        EventUpdate::processed()
+                    }),
+                    // Not marked Processed: the events stay visibly unsent.
                     Err(e) => log::error!(
-                        "could not write the notification for event {}: {e}",
-                        event.event_id
+                        "could not write the notifications of {} events (first {}): {e}",
+                        batch.len(),
+                        batch[0].event_id
                     ),
                 }
-                receiver.done(1);
+                receiver.done(batch.len());
             }
             log::debug!("embedded notifier drained and stopped");
         })

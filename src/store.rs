@@ -86,6 +86,20 @@ impl Store {
         Some(event.clone())
     }
 
+    /// Applies `update()` to each of `ids` that is stored, under one write lock.
+    pub fn update_each<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a Uuid>,
+        update: impl Fn() -> EventUpdate,
+    ) {
+        let mut inner = self.write();
+        for id in ids {
+            if let Some(&position) = inner.index.get(id) {
+                inner.events[position].apply(update());
+            }
+        }
+    }
+
     /// The events matching the query's filters, in creation order, paged.
     pub fn list(&self, query: &ListQuery) -> Page {
         let inner = self.read();
@@ -171,6 +185,20 @@ mod tests {
         assert_eq!(updated.status, STATUS_PROCESSED);
         assert_eq!(store.get(&a.event_id), Some(updated));
         assert_eq!(store.update(&Uuid::nil(), EventUpdate::processed()), None);
+    }
+
+    #[test]
+    fn update_each_changes_every_stored_one_and_skips_unknown_ids() {
+        let store = Store::new();
+        let a = insert(&store, event("a"));
+        let b = insert(&store, event("b"));
+        let c = insert(&store, event("c"));
+        let unknown = Uuid::nil();
+        store.update_each([&a.event_id, &unknown, &c.event_id], EventUpdate::processed);
+        assert_eq!(store.get(&a.event_id).unwrap().status, STATUS_PROCESSED);
+        assert_eq!(store.get(&b.event_id), Some(b));
+        assert_eq!(store.get(&c.event_id).unwrap().status, STATUS_PROCESSED);
+        assert_eq!(store.len(), 3);
     }
 
     #[test]

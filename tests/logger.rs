@@ -252,3 +252,50 @@ fn help_lists_every_variable_with_its_default() {
         }
     }
 }
+
+/// A standard output that is gone (a closed pipe, a full disk).
+struct BrokenOutput;
+
+impl std::io::Write for BrokenOutput {
+    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+        Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "gone"))
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn an_unwritable_notification_leaves_the_event_unprocessed_and_the_service_up() {
+    let settings = common::test_settings();
+    let logger = event_notification::app::EventLogger::start(&settings, Box::new(BrokenOutput))
+        .expect("starts");
+    let agent = common::client();
+    let url = format!("http://{}", logger.local_addr());
+    let body = json!({"user_id": "u", "description": "d"}).to_string();
+    let r = common::send(
+        &agent,
+        "POST",
+        &format!("{url}/events"),
+        &[],
+        Some(body.as_bytes()),
+    );
+    assert_eq!(r.status, 200);
+    let id = r.json()["event_id"].as_str().expect("id").to_owned();
+    let health = || common::send(&agent, "GET", &format!("{url}/health"), &[], None).json();
+    assert!(common::wait_until(
+        Duration::from_secs(5),
+        || health()["pending"] == 0
+    ));
+    let event = common::send(&agent, "GET", &format!("{url}/events/{id}"), &[], None).json();
+    assert_eq!(event["status"], "NotProcessed", "not sent, so not marked");
+    let r = common::send(
+        &agent,
+        "POST",
+        &format!("{url}/events"),
+        &[],
+        Some(body.as_bytes()),
+    );
+    assert_eq!(r.status, 200, "the notifier goes on");
+    logger.stop();
+}
