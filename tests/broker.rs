@@ -22,8 +22,7 @@ use serde_json::{Value, json};
 /// The logger binary in AMQP mode and an HTTP client for it.
 struct Logger {
     service: Service,
-    base: String,
-    agent: ureq::Agent,
+    client: common::Client,
 }
 
 impl Logger {
@@ -35,15 +34,13 @@ impl Logger {
         let (service, addr) = Service::logger(&env);
         Logger {
             service,
-            base: format!("http://{addr}"),
-            agent: common::client(),
+            client: common::Client::new(addr),
         }
     }
 
     fn request(&self, method: &str, path: &str, body: Option<&Value>) -> TestResponse {
         let body = body.map(|b| b.to_string().into_bytes());
-        let url = format!("{}{path}", self.base);
-        common::send(&self.agent, method, &url, &[], body.as_deref())
+        self.client.request(method, path, &[], body.as_deref())
     }
 
     /// Creates an event; its id when the answer is `200`.
@@ -89,10 +86,7 @@ impl Logger {
     }
 
     fn addr(&self) -> SocketAddr {
-        self.base
-            .trim_start_matches("http://")
-            .parse()
-            .expect("address")
+        self.client.addr
     }
 
     /// SIGTERM; asserts a clean exit.

@@ -126,18 +126,11 @@ fn the_embedded_notifier_prints_one_exact_line_per_event_and_marks_it() {
 fn the_binary_serves_notifies_and_exits_0_on_sigterm_and_sigint() {
     for signal in ["TERM", "INT"] {
         let (mut logger, addr) = Service::logger(&[]);
-        let agent = common::client();
-        let url = format!("http://{addr}");
-        let body = json!({"user_id": "u1", "description": "hi"}).to_string();
-        let r = common::send(
-            &agent,
-            "POST",
-            &format!("{url}/events"),
-            &[],
-            Some(body.as_bytes()),
-        );
-        assert_eq!(r.status, 200);
-        let id = r.json()["event_id"].as_str().expect("id").to_owned();
+        let client = common::Client::new(addr);
+        let id = client.create("u1", "hi")["event_id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
         let line = format!("Event {id} has been sent to u1: hi\n");
         assert!(
             // The product promise is a second (release build); this is a debug build on a
@@ -146,7 +139,7 @@ fn the_binary_serves_notifies_and_exits_0_on_sigterm_and_sigint() {
             "no notification line within 3 s: {:?}",
             logger.stdout.text()
         );
-        let r = common::send(&agent, "GET", &format!("{url}/events/{id}"), &[], None);
+        let r = client.get(&format!("/events/{id}"));
         assert_eq!(r.json()["status"], "Processed");
 
         logger.signal(signal);
@@ -270,32 +263,16 @@ fn an_unwritable_notification_leaves_the_event_unprocessed_and_the_service_up() 
     let settings = common::test_settings();
     let logger = event_notification::app::EventLogger::start(&settings, Box::new(BrokenOutput))
         .expect("starts");
-    let agent = common::client();
-    let url = format!("http://{}", logger.local_addr());
-    let body = json!({"user_id": "u", "description": "d"}).to_string();
-    let r = common::send(
-        &agent,
-        "POST",
-        &format!("{url}/events"),
-        &[],
-        Some(body.as_bytes()),
-    );
-    assert_eq!(r.status, 200);
-    let id = r.json()["event_id"].as_str().expect("id").to_owned();
-    let health = || common::send(&agent, "GET", &format!("{url}/health"), &[], None).json();
-    assert!(common::wait_until(
-        Duration::from_secs(5),
-        || health()["pending"] == 0
-    ));
-    let event = common::send(&agent, "GET", &format!("{url}/events/{id}"), &[], None).json();
+    let client = common::Client::new(logger.local_addr());
+    let id = client.create("u", "d")["event_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert!(common::wait_until(Duration::from_secs(5), || {
+        client.get("/health").json()["pending"] == 0
+    }));
+    let event = client.get(&format!("/events/{id}")).json();
     assert_eq!(event["status"], "NotProcessed", "not sent, so not marked");
-    let r = common::send(
-        &agent,
-        "POST",
-        &format!("{url}/events"),
-        &[],
-        Some(body.as_bytes()),
-    );
-    assert_eq!(r.status, 200, "the notifier goes on");
+    client.create("u", "the notifier goes on");
     logger.stop();
 }

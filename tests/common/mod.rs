@@ -43,11 +43,25 @@ pub fn test_settings() -> LoggerSettings {
     settings
 }
 
-/// A running Event Logger and an HTTP client for it. Stops the server when dropped.
+/// A running Event Logger and an HTTP client for it (through `Deref`). Stops the server when
+/// dropped.
 pub struct TestApp {
-    pub addr: SocketAddr,
     pub out: SharedBuf,
     logger: Option<EventLogger>,
+    client: Client,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// A keep-alive HTTP client for the server at `addr`.
+pub struct Client {
+    pub addr: SocketAddr,
     agent: ureq::Agent,
 }
 
@@ -87,10 +101,9 @@ pub fn spawn_app_with(configure: impl FnOnce(&mut LoggerSettings)) -> TestApp {
     let out = SharedBuf::default();
     let logger = EventLogger::start(&settings, Box::new(out.clone())).expect("server starts");
     TestApp {
-        addr: logger.local_addr(),
+        client: Client::new(logger.local_addr()),
         out,
         logger: Some(logger),
-        agent: client(),
     }
 }
 
@@ -140,7 +153,14 @@ pub fn send(
     }
 }
 
-impl TestApp {
+impl Client {
+    pub fn new(addr: SocketAddr) -> Client {
+        Client {
+            addr,
+            agent: client(),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
@@ -176,7 +196,9 @@ impl TestApp {
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         r.json()
     }
+}
 
+impl TestApp {
     pub fn logger(&self) -> &EventLogger {
         self.logger.as_ref().expect("running")
     }
