@@ -120,6 +120,25 @@ pub const PROCESSOR_VARS: &[Var] = &[
 ];
 
 /// `--help` text: usage and the variables table.
+/// What a binary does with its command line and environment before it runs: `--help` (or
+/// `-h`) prints the variables and exits 0; a bad setting prints one line naming it and exits 2
+/// (`API.md`). `Err` holds the exit code.
+pub fn settings_or_exit<S>(
+    binary: &str,
+    summary: &str,
+    vars: &[Var],
+    from_env: impl FnOnce() -> Result<S, ConfigError>,
+) -> Result<S, std::process::ExitCode> {
+    if std::env::args().skip(1).any(|a| a == "--help" || a == "-h") {
+        print!("{}", help(binary, summary, vars));
+        return Err(std::process::ExitCode::SUCCESS);
+    }
+    from_env().map_err(|e| {
+        eprintln!("{binary}: {e}");
+        std::process::ExitCode::from(2)
+    })
+}
+
 pub fn help(binary: &str, summary: &str, vars: &[Var]) -> String {
     let mut out = format!(
         "{binary} {}: {summary}\n\nUsage: {binary} [--help]\n\nConfiguration (environment variables):\n",
@@ -368,6 +387,13 @@ fn cpus() -> usize {
 }
 
 impl LoggerSettings {
+    /// What the logs must never show: the broker password and the API token.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut secrets = self.amqp.as_ref().map(|a| a.secrets()).unwrap_or_default();
+        secrets.extend(self.api_token.iter().map(|t| t.expose().to_owned()));
+        secrets
+    }
+
     pub fn from_env() -> Result<LoggerSettings, ConfigError> {
         LoggerSettings::from_lookup(|name| std::env::var(name).ok())
     }
@@ -392,6 +418,13 @@ impl LoggerSettings {
 }
 
 impl ProcessorSettings {
+    /// What the logs must never show: the broker password and the API token.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut secrets = self.amqp.secrets();
+        secrets.extend(self.api_token.iter().map(|t| t.expose().to_owned()));
+        secrets
+    }
+
     pub fn from_env() -> Result<ProcessorSettings, ConfigError> {
         ProcessorSettings::from_lookup(|name| std::env::var(name).ok())
     }

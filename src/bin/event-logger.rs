@@ -13,31 +13,16 @@ fn main() -> ExitCode {
     if std::env::args().skip(1).any(|a| a == "--healthcheck") {
         return healthcheck::run_from_env();
     }
-    if std::env::args().skip(1).any(|a| a == "--help" || a == "-h") {
-        print!(
-            "{}",
-            config::help(
-                "event-logger",
-                "HTTP API that logs events and hands them to the notification queue",
-                config::LOGGER_VARS
-            )
-        );
-        return ExitCode::SUCCESS;
-    }
-    let settings = match LoggerSettings::from_env() {
+    let settings = match config::settings_or_exit(
+        "event-logger",
+        "HTTP API that logs events and hands them to the notification queue",
+        config::LOGGER_VARS,
+        LoggerSettings::from_env,
+    ) {
         Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("event-logger: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    let mut secrets = settings
-        .amqp
-        .as_ref()
-        .map(|a| a.secrets())
-        .unwrap_or_default();
-    secrets.extend(settings.api_token.iter().map(|t| t.expose().to_owned()));
-    logging::init(settings.log_level, secrets);
+    logging::init(settings.log_level, settings.secrets());
     let fd_limit = limits::raise_fd_limit();
 
     let logger = match EventLogger::start(&settings, Box::new(std::io::stdout())) {

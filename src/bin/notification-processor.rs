@@ -11,27 +11,16 @@ use event_notification::processor::Processor;
 use event_notification::shutdown::Shutdown;
 
 fn main() -> ExitCode {
-    if std::env::args().skip(1).any(|a| a == "--help" || a == "-h") {
-        print!(
-            "{}",
-            config::help(
-                "notification-processor",
-                "sends a notification for every logged event and marks it Processed",
-                config::PROCESSOR_VARS
-            )
-        );
-        return ExitCode::SUCCESS;
-    }
-    let settings = match ProcessorSettings::from_env() {
+    let settings = match config::settings_or_exit(
+        "notification-processor",
+        "sends a notification for every logged event and marks it Processed",
+        config::PROCESSOR_VARS,
+        ProcessorSettings::from_env,
+    ) {
         Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("notification-processor: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    let mut secrets = settings.amqp.secrets();
-    secrets.extend(settings.api_token.iter().map(|t| t.expose().to_owned()));
-    logging::init(settings.log_level, secrets);
+    logging::init(settings.log_level, settings.secrets());
 
     let shutdown = Shutdown::new();
     if let Err(e) = shutdown.on_signals() {
