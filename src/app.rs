@@ -66,7 +66,7 @@ impl EventLogger {
             None => notifier::spawn_embedded(receiver, store.clone(), out),
             Some(amqp) => publisher::spawn(receiver, amqp.clone(), settings.shutdown_timeout),
         };
-        let notifier = match spawned {
+        let notifier = match spawned.and_then(|n| guard(n, failure.clone(), shutdown.clone())) {
             Ok(notifier) => notifier,
             Err(e) => {
                 http.stop();
@@ -97,8 +97,8 @@ impl EventLogger {
     }
 
     /// Serves until the shutdown signal, then stops gracefully. An error means the server
-    /// stopped accepting connections (see [`crate::watchdog`]): the process should exit
-    /// non-zero so that its supervisor restarts it.
+    /// stopped accepting connections (see [`crate::watchdog`]) or the notifier thread died:
+    /// the process should exit non-zero so that its supervisor restarts it.
     pub fn run_until_stopped(self) -> Result<(), String> {
         self.shutdown.wait();
         let failure = self.failure.clone();
@@ -117,9 +117,27 @@ impl EventLogger {
         // Joining the workers drops the last `Outbox`, which tells the notifier to finish.
         self.http.stop();
         log::info!("stopping: handing on pending notifications");
-        if self.notifier.join().is_err() {
-            log::error!("the notifier thread panicked");
-        }
+        let _ = self.notifier.join();
         log::info!("stopped");
     }
+}
+
+/// Watches the notifier thread. It ends normally only once the outbox closes at shutdown; if
+/// it panics while the service runs, nothing drains the outbox any more and every `POST` would
+/// get `503` from then on while `/health` said `ok`. So a panic takes the failure path: the
+/// service stops and the process exits non-zero, for its supervisor to restart it.
+fn guard(
+    notifier: JoinHandle<()>,
+    failure: Alarm,
+    shutdown: Shutdown,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("notifier-guard".into())
+        .spawn(move || {
+            if notifier.join().is_err() {
+                log::error!("the notifier thread panicked; stopping the logger");
+                failure.raise("the notifier thread panicked");
+                shutdown.trigger();
+            }
+        })
 }

@@ -276,3 +276,33 @@ fn an_unwritable_notification_leaves_the_event_unprocessed_and_the_service_up() 
     client.create("u", "the notifier goes on");
     logger.stop();
 }
+
+/// An output whose writer panics: a bug in the notifier's path, as far as the service knows.
+struct PanickingOutput;
+
+impl std::io::Write for PanickingOutput {
+    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+        panic!("the output exploded");
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_dead_notifier_stops_the_service_with_an_error_instead_of_503_forever() {
+    let settings = common::test_settings();
+    let logger = event_notification::app::EventLogger::start(&settings, Box::new(PanickingOutput))
+        .expect("starts");
+    let client = common::Client::new(logger.local_addr());
+    client.create("u", "the notifier dies on this one");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(logger.run_until_stopped());
+    });
+    let result = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the service stops by itself");
+    let why = result.expect_err("a failure, for the process to exit non-zero");
+    assert!(why.contains("notifier"), "{why}");
+}
