@@ -114,7 +114,9 @@ impl Api {
 
     /// Answers one request.
     pub fn handle(&self, request: &mut Request<'_>) -> Response {
-        let Some(route) = Route::of(&request.path) else {
+        // Matched on the percent-decoded path, as Starlette does (`/ev%65nts` is `/events`).
+        let path = percent_encoding::percent_decode_str(&request.path).decode_utf8_lossy();
+        let Some(route) = Route::of(&path) else {
             return Response::detail(404, "Not Found");
         };
         let allowed = route.allowed();
@@ -242,10 +244,9 @@ impl Api {
     }
 }
 
-/// The `{event_id}` segment, percent-decoded and parsed.
+/// The `{event_id}` segment (of the already percent-decoded path), parsed.
 fn event_id(segment: &str) -> Result<Uuid, Vec<ErrorDetail>> {
-    let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
-    validation::parse_event_id(&decoded).map_err(|e| e.detail)
+    validation::parse_event_id(segment).map_err(|e| e.detail)
 }
 
 fn read_body(request: &mut Request<'_>) -> Result<Vec<u8>, Response> {
