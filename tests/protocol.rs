@@ -81,3 +81,21 @@ fn malformed_requests_get_json_errors_and_leave_no_thread_behind() {
     );
     assert_eq!(app.get("/ping").status, 200);
 }
+
+#[test]
+fn a_request_dropped_unanswered_gets_a_retryable_json_503() {
+    // tiny_http used directly: the logger's workers answer everything they receive, so only a
+    // request left unanswered at shutdown takes this path.
+    let server = tiny_http::Server::http("127.0.0.1:0").expect("server");
+    let addr = server.server_addr().to_ip().expect("an IP address");
+    let client = std::thread::spawn(move || exchange(addr, b"GET /ping HTTP/1.0\r\n\r\n"));
+    let request = server.recv().expect("a request");
+    drop(request);
+    let answer = client.join().expect("client");
+    assert!(answer.starts_with("HTTP/1.0 503"), "{answer}");
+    assert!(answer.contains("Retry-After: 1"), "{answer}");
+    assert!(
+        answer.ends_with(r#"{"detail": "the server is stopping, retry later"}"#),
+        "{answer}"
+    );
+}
