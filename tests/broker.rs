@@ -30,7 +30,6 @@ impl Logger {
         let mut env: Vec<(&str, String)> = topology.env(amqp_url);
         env.push(("SHUTDOWN_TIMEOUT_SECS", "5".into()));
         env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let (service, addr) = Service::logger(&env);
         Logger {
             service,
@@ -112,7 +111,6 @@ fn start_processor(
     env.push(("API_URL", format!("http://{api}")));
     env.push(("SHUTDOWN_TIMEOUT_SECS", "5".into()));
     env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let processor = Service::start("notification-processor", &[], &env);
     // Consuming before the test goes on, so that an outage it stages hits a running session.
     processor.wait_for_stderr("connected to RabbitMQ", Duration::from_secs(30));

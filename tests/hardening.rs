@@ -14,7 +14,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{TestApp, spawn_app_with, wait_until};
+use common::{TestApp, spawn_app_with, threads, wait_until};
 use event_notification::http::{HttpServer, Response, ServerConfig};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -124,15 +124,6 @@ fn ping_request() -> &'static [u8] {
 }
 
 /// Threads of this test process, from `/proc/self/status`.
-fn threads() -> usize {
-    std::fs::read_to_string("/proc/self/status")
-        .expect("/proc/self/status")
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("Threads: line")
-}
-
 /// The thread count once tiny_http pool threads of earlier tests have ended (an idle one
 /// lingers for 5 s).
 fn settled_threads() -> usize {

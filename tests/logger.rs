@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::process::Service;
+use common::process::{NO_ENV, Service};
 use serde_json::{Value, json};
 
 #[test]
@@ -125,7 +125,7 @@ fn the_embedded_notifier_prints_one_exact_line_per_event_and_marks_it() {
 #[test]
 fn the_binary_serves_notifies_and_exits_0_on_sigterm_and_sigint() {
     for signal in ["TERM", "INT"] {
-        let (mut logger, addr) = Service::logger(&[]);
+        let (mut logger, addr) = Service::logger(NO_ENV);
         let client = common::Client::new(addr);
         let id = client.create("u1", "hi")["event_id"]
             .as_str()
@@ -166,7 +166,7 @@ fn the_binary_serves_notifies_and_exits_0_on_sigterm_and_sigint() {
 
 #[test]
 fn a_taken_port_is_one_line_and_exit_1() {
-    let (_first, addr) = Service::logger(&[]);
+    let (_first, addr) = Service::logger(NO_ENV);
     let port = addr.port().to_string();
     let mut second = Service::start("event-logger", &[], &[("PORT", &port)]);
     let status = second.wait(Duration::from_secs(10)).expect("exits");
@@ -221,7 +221,7 @@ fn help_lists_every_variable_with_its_default() {
         ("event-logger", LOGGER_VARS),
         ("notification-processor", PROCESSOR_VARS),
     ] {
-        let mut service = Service::start(bin, &["--help"], &[]);
+        let mut service = Service::start(bin, &["--help"], NO_ENV);
         assert_eq!(
             service.wait(Duration::from_secs(10)).and_then(|s| s.code()),
             Some(0)

@@ -22,12 +22,6 @@ fn exchange(addr: std::net::SocketAddr, raw: &[u8]) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
-fn threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .expect("Linux /proc")
-        .count()
-}
-
 #[test]
 fn malformed_requests_get_json_errors_and_leave_no_thread_behind() {
     let app = common::spawn_app();
@@ -55,7 +49,7 @@ fn malformed_requests_get_json_errors_and_leave_no_thread_behind() {
     ];
     // Warm up, so that the baseline counts the worker pool and one connection's thread.
     exchange(app.addr, b"GET /ping HTTP/1.0\r\n\r\n");
-    let before = threads();
+    let before = common::threads();
     for _ in 0..10 {
         for (raw, status, detail) in cases {
             let answer = exchange(app.addr, raw);
@@ -74,10 +68,10 @@ fn malformed_requests_get_json_errors_and_leave_no_thread_behind() {
     }
     // Connection threads end once their connection closes; 40 hung ones would show.
     assert!(
-        common::wait_until(Duration::from_secs(5), || threads() <= before + 2),
+        common::wait_until(Duration::from_secs(5), || common::threads() <= before + 2),
         "{} threads before, {} after",
         before,
-        threads()
+        common::threads()
     );
     assert_eq!(app.get("/ping").status, 200);
 }

@@ -24,18 +24,9 @@ fn amqp_env(broker: &Broker, topology: &Topology) -> Vec<(&'static str, String)>
     env
 }
 
-fn start(name: &str, env: &[(&'static str, String)]) -> Service {
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    Service::start(name, &[], &env)
-}
-
 /// POSTs events until `stop`, returning the ids of those answered `200`.
 fn hammer(base: String, stop: Arc<AtomicBool>, client: usize) -> Vec<String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into();
+    let agent = common::client();
     let mut accepted = Vec::new();
     let mut n = 0;
     while !stop.load(Ordering::Acquire) {
@@ -62,7 +53,7 @@ fn logger_sigterm_under_load_loses_no_accepted_event() {
     let topology = broker.topology("shutdown-logger");
     let mut env = amqp_env(&broker, &topology);
     env.extend([("PORT", "0".to_owned()), ("HTTP_THREADS", "4".to_owned())]);
-    let mut logger = start("event-logger", &env);
+    let mut logger = Service::start("event-logger", &[], &env);
     let base = format!("http://{}", logger.listening_addr(Duration::from_secs(20)));
     logger.wait_for_stderr("connected to RabbitMQ", Duration::from_secs(20));
 
@@ -156,7 +147,7 @@ fn processor_sigterm_mid_stream_acks_every_message_once() {
         ("PROCESSOR_THREADS", "2".to_owned()),
     ]);
     let run = |stop_after: Option<usize>| -> Vec<String> {
-        let mut processor = start("notification-processor", &env);
+        let mut processor = Service::start("notification-processor", &[], &env);
         let enough = |p: &Service| match stop_after {
             Some(n) => p.stdout.text().lines().count() >= n,
             None => {

@@ -11,6 +11,9 @@ use event_notification::config::{LOGGER_VARS, PROCESSOR_VARS};
 
 use super::{SharedBuf, wait_until};
 
+/// No variables beyond the defaults, for [`Service::start`] and [`Service::logger`].
+pub const NO_ENV: &[(&str, &str)] = &[];
+
 /// A running binary. Killed (SIGKILL) when dropped, if still running.
 pub struct Service {
     child: Child,
@@ -43,7 +46,8 @@ fn collect(mut from: impl Read + Send + 'static, into: SharedBuf) -> JoinHandle<
 impl Service {
     /// Starts `name` with `args`, only `env` set of the variables the services read (a
     /// developer's own `AMQP_URL` must not leak into a test) and `LOG_LEVEL=debug` unless given.
-    pub fn start(name: &str, args: &[&str], env: &[(&str, &str)]) -> Service {
+    /// Values may be `&str` or `String`.
+    pub fn start(name: &str, args: &[&str], env: &[(&str, impl AsRef<str>)]) -> Service {
         Service::start_with(name, args, env, |_| {})
     }
 
@@ -51,7 +55,7 @@ impl Service {
     pub fn start_with(
         name: &str,
         args: &[&str],
-        env: &[(&str, &str)],
+        env: &[(&str, impl AsRef<str>)],
         configure: impl FnOnce(&mut Command),
     ) -> Service {
         let mut command = Command::new(binary(name));
@@ -60,7 +64,7 @@ impl Service {
             command.env_remove(var.name);
         }
         command.env("LOG_LEVEL", "debug");
-        command.envs(env.iter().copied());
+        command.envs(env.iter().map(|(k, v)| (k, v.as_ref())));
         configure(&mut command);
         let mut child = command
             .stdin(Stdio::null())
@@ -83,9 +87,9 @@ impl Service {
     }
 
     /// Starts `event-logger` on a free port and waits until it says where it listens.
-    pub fn logger(env: &[(&str, &str)]) -> (Service, SocketAddr) {
+    pub fn logger(env: &[(&str, impl AsRef<str>)]) -> (Service, SocketAddr) {
         let mut all = vec![("PORT", "0")];
-        all.extend_from_slice(env);
+        all.extend(env.iter().map(|(k, v)| (*k, v.as_ref())));
         let service = Service::start("event-logger", &[], &all);
         let addr = service.listening_addr(Duration::from_secs(10));
         (service, addr)
