@@ -71,12 +71,6 @@ impl Secrets {
     }
 }
 
-fn start(name: &str, env: &[(&str, &str)]) -> Service {
-    let mut all = vec![("SHUTDOWN_TIMEOUT_SECS", "1")];
-    all.extend_from_slice(env);
-    Service::start(name, &[], &all)
-}
-
 /// Stops `service` with SIGTERM and checks its whole output.
 fn finish(mut service: Service, what: &str, secrets: &Secrets) -> String {
     let status = service.terminate(Duration::from_secs(30));
@@ -131,29 +125,30 @@ fn neither_secret_appears_in_any_output() {
         ("AMQP_QUEUE", topology.queue.as_str()),
     ];
     let url = |port: u16, password: &str| format!("amqp://{user}:{password}@127.0.0.1:{port}/%2f");
+    // What every service of this test gets, plus its own `extra`.
+    let env = |amqp_url: &str, extra: &[(&'static str, &str)]| {
+        let mut env = vec![
+            ("AMQP_URL", amqp_url.to_owned()),
+            ("API_TOKEN", secrets.token.clone()),
+            ("SHUTDOWN_TIMEOUT_SECS", "1".to_owned()),
+        ];
+        env.extend(names.iter().chain(extra).map(|(k, v)| (*k, v.to_string())));
+        env
+    };
 
     // Connected with the secret password, then cut off by the broker: reconnects.
     let connected = || match BrokerUser::create(&user, &secrets.password) {
         Some(_user) => {
             let good_url = url(5672, &secrets.password);
-            let mut env = vec![
-                ("AMQP_URL", good_url.as_str()),
-                ("API_TOKEN", secrets.token.as_str()),
-                ("SHUTDOWN_TIMEOUT_SECS", "1"),
-            ];
-            env.extend(names);
-            let (logger, addr) = Service::logger(&env);
+            let (logger, addr) = Service::logger(&env(&good_url, &[]));
             let base = format!("http://{addr}");
             logger.wait_for_stderr("connected to RabbitMQ", Duration::from_secs(20));
             drive_requests(&base, &secrets.token);
-            let api_url = base.clone();
-            let mut env = vec![
-                ("AMQP_URL", good_url.as_str()),
-                ("API_TOKEN", secrets.token.as_str()),
-                ("API_URL", api_url.as_str()),
-            ];
-            env.extend(names);
-            let processor = start("notification-processor", &env);
+            let processor = Service::start(
+                "notification-processor",
+                &[],
+                &env(&good_url, &[("API_URL", &base)]),
+            );
             processor.wait_for_stderr("connected to RabbitMQ", Duration::from_secs(20));
             assert!(common::wait_until(Duration::from_secs(20), || processor
                 .stdout
@@ -185,23 +180,15 @@ fn neither_secret_appears_in_any_output() {
 
     // Refused (the user does not exist) and unreachable: error and retry logs.
     let failing = |what: &str, amqp_url: String| {
-        let mut env = vec![
-            ("AMQP_URL", amqp_url.as_str()),
-            ("API_TOKEN", secrets.token.as_str()),
-            ("SHUTDOWN_TIMEOUT_SECS", "1"),
-        ];
-        env.extend(names);
-        let (logger, addr) = Service::logger(&env);
+        let (logger, addr) = Service::logger(&env(&amqp_url, &[]));
         let base = format!("http://{addr}");
         drive_requests(&base, &secrets.token);
         logger.wait_for_stderr("RabbitMQ attempt 3 failed", Duration::from_secs(20));
-        let mut env = vec![
-            ("AMQP_URL", amqp_url.as_str()),
-            ("API_TOKEN", secrets.token.as_str()),
-            ("API_URL", base.as_str()),
-        ];
-        env.extend(names);
-        let processor = start("notification-processor", &env);
+        let processor = Service::start(
+            "notification-processor",
+            &[],
+            &env(&amqp_url, &[("API_URL", &base)]),
+        );
         processor.wait_for_stderr("RabbitMQ attempt 3 failed", Duration::from_secs(20));
         finish(processor, &format!("processor ({what})"), &secrets);
         let stderr = finish(logger, &format!("logger ({what})"), &secrets);
