@@ -1,14 +1,79 @@
-//! A one-shot shutdown signal shared by every thread of a service, set by `SIGINT`/`SIGTERM`
-//! (see [`Shutdown::on_signals`]) or by a test.
+//! One-shot signals shared between threads: [`Latch`], set once and waited for, and on it the
+//! service's [`Shutdown`], set by `SIGINT`/`SIGTERM` (see [`Shutdown::on_signals`]) or by a
+//! test. ([`crate::watchdog::Alarm`] is a latch too, holding why the server failed.)
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-/// Cloneable; all clones share one flag.
-#[derive(Debug, Clone, Default)]
-pub struct Shutdown {
-    inner: Arc<(Mutex<bool>, Condvar)>,
+/// Set once, with a value (later values are ignored); cloneable, all clones share it, and any
+/// thread can wait for it.
+#[derive(Debug, Clone)]
+pub struct Latch<T> {
+    inner: Arc<(Mutex<Option<T>>, Condvar)>,
 }
+
+impl<T> Default for Latch<T> {
+    fn default() -> Self {
+        Latch {
+            inner: Arc::new((Mutex::new(None), Condvar::new())),
+        }
+    }
+}
+
+impl<T: Clone> Latch<T> {
+    /// Sets the latch, unless it is set already, and wakes every waiter.
+    pub fn set(&self, value: T) {
+        let (slot, cvar) = &*self.inner;
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(value);
+        }
+        cvar.notify_all();
+    }
+
+    /// The value it was set with, if it was.
+    pub fn get(&self) -> Option<T> {
+        self.inner
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Blocks until set; returns the value.
+    pub fn wait(&self) -> T {
+        let (slot, cvar) = &*self.inner;
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(value) = &*slot {
+                return value.clone();
+            }
+            slot = cvar.wait(slot).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Blocks until set or `timeout` passed; returns the value if set.
+    pub fn wait_timeout(&self, timeout: Duration) -> Option<T> {
+        let deadline = Instant::now() + timeout;
+        let (slot, cvar) = &*self.inner;
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        while slot.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            slot = cvar
+                .wait_timeout(slot, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        slot.clone()
+    }
+}
+
+/// The service's stop signal. Cloneable; all clones share one flag.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown(Latch<()>);
 
 impl Shutdown {
     pub fn new() -> Shutdown {
@@ -16,40 +81,21 @@ impl Shutdown {
     }
 
     pub fn trigger(&self) {
-        let (flag, cvar) = &*self.inner;
-        *flag.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        cvar.notify_all();
+        self.0.set(());
     }
 
     pub fn is_triggered(&self) -> bool {
-        *self.inner.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.0.get().is_some()
     }
 
     /// Blocks until triggered.
     pub fn wait(&self) {
-        let (flag, cvar) = &*self.inner;
-        let mut set = flag.lock().unwrap_or_else(|e| e.into_inner());
-        while !*set {
-            set = cvar.wait(set).unwrap_or_else(|e| e.into_inner());
-        }
+        self.0.wait();
     }
 
     /// Blocks until triggered or `timeout` passed; returns whether it was triggered.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let (flag, cvar) = &*self.inner;
-        let mut set = flag.lock().unwrap_or_else(|e| e.into_inner());
-        while !*set {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            set = cvar
-                .wait_timeout(set, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-        true
+        self.0.wait_timeout(timeout).is_some()
     }
 
     /// Triggers this signal on the first `SIGINT` or `SIGTERM`.

@@ -14,11 +14,10 @@
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
-use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Latch, Shutdown};
 
 /// Time between two probes.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(5);
@@ -34,9 +33,7 @@ const PROBE_REQUEST: &[u8] = b"WATCHDOG-PROBE\r\n\r\n";
 
 /// Raised once, with the first reason, when the server can no longer take connections.
 #[derive(Debug, Clone, Default)]
-pub struct Alarm {
-    inner: Arc<(Mutex<Option<String>>, Condvar)>,
-}
+pub struct Alarm(Latch<String>);
 
 impl Alarm {
     pub fn new() -> Alarm {
@@ -45,39 +42,17 @@ impl Alarm {
 
     /// Raises the alarm; only the first reason is kept.
     pub fn raise(&self, why: impl Into<String>) {
-        let (reason, cvar) = &*self.inner;
-        let mut reason = reason.lock().unwrap_or_else(|e| e.into_inner());
-        if reason.is_none() {
-            *reason = Some(why.into());
-        }
-        cvar.notify_all();
+        self.0.set(why.into());
     }
 
     /// Why the alarm was raised, if it was.
     pub fn reason(&self) -> Option<String> {
-        self.inner
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.0.get()
     }
 
     /// Waits until raised or `timeout` passed; returns the reason if raised.
     pub fn wait_timeout(&self, timeout: Duration) -> Option<String> {
-        let deadline = Instant::now() + timeout;
-        let (reason, cvar) = &*self.inner;
-        let mut reason = reason.lock().unwrap_or_else(|e| e.into_inner());
-        while reason.is_none() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            reason = cvar
-                .wait_timeout(reason, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-        reason.clone()
+        self.0.wait_timeout(timeout)
     }
 }
 
@@ -179,6 +154,7 @@ mod tests {
     use super::*;
     use std::net::TcpListener;
     use std::sync::mpsc;
+    use std::time::Instant;
 
     fn quick() -> ProbeConfig {
         ProbeConfig {
