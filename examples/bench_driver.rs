@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use amiquip::{Connection, QueueDeleteOptions};
-use event_notification::event::{Event, STATUS_PROCESSED};
+use event_notification::shared::event::{Event, STATUS_PROCESSED};
 
 /// The description of every event the driver creates; user ids are `u-0` to `u-999`.
 const DESCRIPTION: &str = "Your order has shipped";

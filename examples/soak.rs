@@ -9,8 +9,7 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use event_notification::app::EventLogger;
-use event_notification::config::LoggerSettings;
+use event_notification::logger::{EventLogger, LoggerSettings};
 
 const CLIENTS: usize = 4;
 

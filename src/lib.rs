@@ -2,30 +2,22 @@
 //! each new one to RabbitMQ) and the **Notification Processor** (which consumes them, "sends"
 //! each notification and marks the event `Processed` through the API).
 //!
-//! The design is synchronous and threaded: `tiny_http` with a fixed pool of worker threads
-//! ([`http`], [`routes`]), an `RwLock`-protected store ([`store`]), a channel to one notifier
-//! thread ([`outbox`]) that is either the embedded notifier ([`notifier`]) or the RabbitMQ
-//! publisher ([`publisher`]), and the consumer service ([`processor`]). The binaries in
-//! `src/bin` only read settings ([`config`]) and call into this library.
+//! The crate has three wings, and dependencies run one way, from the services to what they
+//! share:
+//!
+//! - [`logger`]: the Event Logger. `tiny_http` with a fixed pool of blocking workers
+//!   (`logger::http`), the routes and their handlers (`logger::api`), an `RwLock`-protected
+//!   store, a bounded outbox to one notifier thread (`logger::notifier`: the embedded notifier
+//!   or the RabbitMQ publisher).
+//! - [`processor`]: the Notification Processor: consumers, the retry/dead-letter policy, the
+//!   client of the logger's API, and the supervision loop.
+//! - [`shared`]: what both use: the `Event` and its timestamps, the notification line, the AMQP
+//!   topology and message format, reading settings, logging, shutdown.
+//!
+//! The processor never reaches into the logger, and neither service's code is visible to the
+//! other except through [`shared`]. The binaries in `src/bin` only read settings, start
+//! logging, run a service and turn its result into an exit code.
 
-pub mod amqp;
-pub mod api_client;
-pub mod app;
-pub mod config;
-pub mod docs;
-pub mod event;
-pub mod healthcheck;
-pub mod http;
-pub mod limits;
-pub mod logging;
-pub mod notification;
-pub mod notifier;
-pub mod openapi;
-pub mod outbox;
+pub mod logger;
 pub mod processor;
-pub mod publisher;
-pub mod routes;
-pub mod shutdown;
-pub mod store;
-pub mod validation;
-pub mod watchdog;
+pub mod shared;

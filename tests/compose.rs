@@ -11,7 +11,9 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use event_notification::config::{LOGGER_VARS, PROCESSOR_VARS, Var};
+use event_notification::logger::LOGGER_VARS;
+use event_notification::processor::PROCESSOR_VARS;
+use event_notification::shared::env::Var;
 use serde_json::Value;
 
 fn read(file: &str) -> String {

@@ -49,7 +49,7 @@ fn run_file(file: &Path, fixture: &Value, failures: &mut Vec<String>) -> usize {
     let name = file.file_name().unwrap_or_default().to_string_lossy();
     let token = fixture["settings"]["api_token"].as_str().map(str::to_owned);
     let app = common::spawn_app_with(|s| {
-        s.api_token = token.map(event_notification::config::Secret::new);
+        s.api_token = token.map(event_notification::shared::env::Secret::new);
         if let Some(n) = fixture["settings"]["max_body_bytes"].as_u64() {
             s.max_body_bytes = n as usize;
         }

@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::{TestApp, spawn_app_with, threads, wait_until};
-use event_notification::http::{HttpServer, Response, ServerConfig};
+use event_notification::logger::http::{HttpServer, Response, ServerConfig};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -352,7 +352,7 @@ fn a_ten_megabyte_header_line_is_refused_and_others_are_still_served() {
 #[test]
 fn two_thousand_keep_alive_connections_are_served_without_errors() {
     let _guard = heavy();
-    let limit = event_notification::limits::raise_fd_limit().expect("rlimit");
+    let limit = event_notification::logger::limits::raise_fd_limit().expect("rlimit");
     assert!(
         limit.soft >= 4_200,
         "this test needs 4,200 file descriptors (client and server side); the hard limit is {}",
@@ -468,15 +468,19 @@ fn a_handler_panic_gives_500_and_the_worker_goes_on() {
         threads: 1,
         max_body_bytes: 1024,
         io_timeout: Duration::from_secs(5),
+        // What the server says on its own when a handler panics.
+        error_body: |status, reason| Response::json(status, &json!({ "detail": reason })),
     };
     let server = HttpServer::start(
         &config,
-        Arc::new(|request: &mut event_notification::http::Request<'_>| {
-            if request.path == "/panic" {
-                panic!("a handler bug");
-            }
-            Response::detail(200, "fine")
-        }),
+        Arc::new(
+            |request: &mut event_notification::logger::http::Request<'_>| {
+                if request.path == "/panic" {
+                    panic!("a handler bug");
+                }
+                Response::json(200, &json!({"detail": "fine"}))
+            },
+        ),
     )
     .expect("server starts");
     let agent = common::client();

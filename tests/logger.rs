@@ -216,7 +216,8 @@ fn a_bad_setting_is_one_line_naming_it_and_exit_2() {
 
 #[test]
 fn help_lists_every_variable_with_its_default() {
-    use event_notification::config::{LOGGER_VARS, PROCESSOR_VARS};
+    use event_notification::logger::LOGGER_VARS;
+    use event_notification::processor::PROCESSOR_VARS;
     for (bin, vars) in [
         ("event-logger", LOGGER_VARS),
         ("notification-processor", PROCESSOR_VARS),
@@ -261,7 +262,7 @@ impl std::io::Write for BrokenOutput {
 #[test]
 fn an_unwritable_notification_leaves_the_event_unprocessed_and_the_service_up() {
     let settings = common::test_settings();
-    let logger = event_notification::app::EventLogger::start(&settings, Box::new(BrokenOutput))
+    let logger = event_notification::logger::EventLogger::start(&settings, Box::new(BrokenOutput))
         .expect("starts");
     let client = common::Client::new(logger.local_addr());
     let id = client.create("u", "d")["event_id"]
@@ -292,8 +293,9 @@ impl std::io::Write for PanickingOutput {
 #[test]
 fn a_dead_notifier_stops_the_service_with_an_error_instead_of_503_forever() {
     let settings = common::test_settings();
-    let logger = event_notification::app::EventLogger::start(&settings, Box::new(PanickingOutput))
-        .expect("starts");
+    let logger =
+        event_notification::logger::EventLogger::start(&settings, Box::new(PanickingOutput))
+            .expect("starts");
     let client = common::Client::new(logger.local_addr());
     client.create("u", "the notifier dies on this one");
     let (tx, rx) = std::sync::mpsc::channel();

@@ -13,7 +13,8 @@ use std::time::Duration;
 use common::broker::{Broker, Topology, broker};
 use common::process::Service;
 use common::{spawn_app_with, wait_until};
-use event_notification::config::{AmqpSettings, Secret};
+use event_notification::shared::amqp::AmqpSettings;
+use event_notification::shared::env::Secret;
 
 fn amqp_env(broker: &Broker, topology: &Topology) -> Vec<(&'static str, String)> {
     let mut env = topology.env(&broker.url());

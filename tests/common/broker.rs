@@ -14,8 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use amiquip::{Connection, Publish, QueueDeleteOptions};
-use event_notification::amqp;
-use event_notification::config::{AmqpSettings, Secret};
+use event_notification::shared::amqp;
+use event_notification::shared::amqp::AmqpSettings;
+use event_notification::shared::env::Secret;
 
 const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
@@ -42,7 +43,7 @@ pub fn broker(test: &str) -> Option<Broker> {
                 || std::env::var("REQUIRE_BROKER").is_ok_and(|v| v == "1");
             let why = format!(
                 "RabbitMQ at {} is not reachable ({e})",
-                event_notification::config::redact_url(&text)
+                event_notification::shared::env::redact_url(&text)
             );
             if required {
                 panic!(

@@ -7,8 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use event_notification::app::EventLogger;
-use event_notification::config::LoggerSettings;
+use event_notification::logger::{EventLogger, LoggerSettings};
 use serde_json::Value;
 
 pub mod broker;

@@ -7,7 +7,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use event_notification::config::{LOGGER_VARS, PROCESSOR_VARS};
+use event_notification::logger::LOGGER_VARS;
+use event_notification::processor::PROCESSOR_VARS;
 
 use super::{SharedBuf, wait_until};
 

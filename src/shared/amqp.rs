@@ -1,4 +1,4 @@
-//! What both services share about RabbitMQ: connecting, the topology of `API.md`, the message
+//! What both services share about RabbitMQ: connecting, the topology of `openapi/API.md`, the message
 //! format, and the reconnect backoff.
 
 use std::time::Duration;
@@ -8,8 +8,8 @@ use amiquip::{
     FieldTable, Publish, QueueDeclareOptions,
 };
 
-use crate::config::AmqpSettings;
-use crate::event::Event;
+use crate::shared::env::{Secret, redact_url};
+use crate::shared::event::Event;
 
 /// Routing key of "event created" messages.
 pub const ROUTING_KEY: &str = "event.created";
@@ -48,7 +48,7 @@ impl Names {
     }
 }
 
-/// Declares the topology of `API.md`, idempotently: a durable direct exchange, a durable queue
+/// Declares the topology of `openapi/API.md`, idempotently: a durable direct exchange, a durable queue
 /// bound with [`ROUTING_KEY`] whose rejected messages go to a durable fanout `<exchange>.dlx`
 /// bound to a durable `<queue>.dead`.
 pub fn declare(channel: &Channel, settings: &AmqpSettings) -> amiquip::Result<Names> {
@@ -155,6 +155,56 @@ impl Default for Backoff {
     }
 }
 
+/// Why a message body is not an event.
+#[derive(Debug)]
+pub struct MessageError(serde_json::Error);
+
+impl std::fmt::Display for MessageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "not a valid Event: {}", self.0)
+    }
+}
+
+impl std::error::Error for MessageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// Reads a message body as the event it carries.
+pub fn parse_message(body: &[u8]) -> Result<Event, MessageError> {
+    serde_json::from_slice(body).map_err(MessageError)
+}
+
+/// Where the broker is and what to call things there.
+#[derive(Debug, Clone)]
+pub struct AmqpSettings {
+    pub url: Secret,
+    pub exchange: String,
+    pub queue: String,
+}
+
+impl AmqpSettings {
+    /// The URL with its password replaced by `***`, for logs.
+    pub fn display_url(&self) -> String {
+        redact_url(self.url.expose())
+    }
+
+    /// Strings that must never appear in logs (the URL's password, raw and percent-decoded).
+    pub fn secrets(&self) -> Vec<String> {
+        url::Url::parse(self.url.expose())
+            .ok()
+            .and_then(|u| u.password().map(str::to_owned))
+            .map(|p| {
+                let decoded = percent_encoding::percent_decode_str(&p)
+                    .decode_utf8_lossy()
+                    .into_owned();
+                vec![p, decoded]
+            })
+            .unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,9 +223,7 @@ mod tests {
 
     #[test]
     fn message_carries_the_event_json_and_properties() {
-        let event = Event::create(
-            crate::event::NewEvent::parse(br#"{"user_id":"u","description":"d"}"#).unwrap(),
-        );
+        let event = crate::shared::event::sample("u", "d");
         let (body, props) = message(&event);
         assert_eq!(serde_json::from_slice::<Event>(&body).unwrap(), event);
         assert_eq!(props.delivery_mode(), &Some(2));
@@ -187,5 +235,15 @@ mod tests {
             props.message_id().as_ref().map(|s| s.to_string()),
             Some(event.event_id.to_string())
         );
+    }
+
+    #[test]
+    fn only_valid_events_parse() {
+        let event = crate::shared::event::sample("u", "d");
+        let body = serde_json::to_vec(&event).unwrap();
+        assert_eq!(parse_message(&body).unwrap(), event);
+        for bad in [&b"not json"[..], b"{}", br#"{"event_id":"x"}"#, b""] {
+            assert!(parse_message(bad).is_err());
+        }
     }
 }

@@ -10,7 +10,8 @@ use std::sync::{Arc, OnceLock};
 
 use utoipa_swagger_ui::Config;
 
-use crate::http::Response;
+use super::errors;
+use crate::logger::http::Response;
 
 /// Where the page and its assets live; the page's links to its assets are relative to it.
 const BASE: &str = "/docs/";
@@ -36,10 +37,10 @@ fn config() -> Arc<Config<'static>> {
 pub fn response(asset: &str) -> Response {
     let file = match utoipa_swagger_ui::serve(asset, config()) {
         Ok(Some(file)) => file,
-        Ok(None) => return Response::detail(404, "Not Found"),
+        Ok(None) => return errors::error(404, "Not Found"),
         Err(e) => {
             log::error!("could not prepare the Swagger UI file {asset:?}: {e}");
-            return Response::detail(500, "Internal Server Error");
+            return errors::error(500, "Internal Server Error");
         }
     };
     let content_type = content_type(&file.content_type);

@@ -3,7 +3,7 @@
 //!
 //! `PROCESSOR_THREADS` consumer threads share one connection, each with its own channel and
 //! `PREFETCH`, so one slow `PUT` holds up only its own thread. A message is acked only after
-//! the `PUT` succeeded; what happens otherwise is decided by the pure function [`decide`].
+//! the `PUT` succeeded; what happens otherwise is decided by the pure function [`decide`](super::decide::decide).
 //! Delivery is at least once: a message redelivered after a crash is printed again.
 
 use std::io::Write;
@@ -14,61 +14,20 @@ use std::time::{Duration, Instant};
 use amiquip::{Channel, Consumer, ConsumerMessage, ConsumerOptions, Delivery};
 use crossbeam_channel::RecvTimeoutError;
 
-use crate::amqp::{self, Backoff};
-use crate::api_client::{ApiAnswer, ApiClient};
-use crate::config::ProcessorSettings;
-use crate::event::Event;
-use crate::notification;
-use crate::shutdown::Shutdown;
-
-/// What to do with a message after an answer from the API.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Ack,
-    /// Try the `PUT` again after this delay, the message still unacked.
-    Retry(Duration),
-    /// Reject without requeue: the broker moves it to the dead-letter queue.
-    DeadLetter(String),
-}
-
-/// Delay before the `PUT` numbered `attempt + 1`: 500 ms, 1 s, 2 s, ... capped at 10 s.
-pub fn retry_delay(attempt: u32) -> Duration {
-    let doubled = 500u64.saturating_mul(1 << attempt.saturating_sub(1).min(16));
-    Duration::from_millis(doubled.min(10_000))
-}
-
-/// The decision after the `attempt`-th `PUT` (1-based) got `answer`.
-///
-/// `2xx`: ack. `404`: the event does not exist, and never will: dead-letter. `400`/`413`/`422`:
-/// the API rejects the request itself, retrying cannot help: dead-letter. Anything else (`5xx`,
-/// `401`/`403` from a token being rotated, `429`, no answer): retry with backoff, and
-/// dead-letter after `max_attempts`.
-pub fn decide(answer: &ApiAnswer, attempt: u32, max_attempts: u32) -> Outcome {
-    match answer {
-        ApiAnswer::Status(200..=299) => Outcome::Ack,
-        ApiAnswer::Status(404) => {
-            Outcome::DeadLetter("the API does not know the event (404)".into())
-        }
-        ApiAnswer::Status(code @ (400 | 413 | 422)) => {
-            Outcome::DeadLetter(format!("the API rejected the update (HTTP {code})"))
-        }
-        _ if attempt >= max_attempts => Outcome::DeadLetter(format!(
-            "gave up after {attempt} attempts; last answer: {answer}"
-        )),
-        _ => Outcome::Retry(retry_delay(attempt)),
-    }
-}
-
-/// Parses a message body; the error says why it is not a valid Event.
-pub fn parse_message(body: &[u8]) -> Result<Event, String> {
-    serde_json::from_slice(body).map_err(|e| format!("not a valid Event: {e}"))
-}
+use super::api_client::ApiClient;
+use super::decide::{Outcome, decide};
+use super::settings::ProcessorSettings;
+use crate::shared::amqp::{self, Backoff};
+use crate::shared::env::redact_url;
+use crate::shared::event::Event;
+use crate::shared::notification;
+use crate::shared::shutdown::Shutdown;
 
 /// Where notification lines go (stdout in the binary, a buffer in tests).
-pub type Output = Arc<Mutex<Box<dyn Write + Send>>>;
+pub(crate) type Output = Arc<Mutex<Box<dyn Write + Send>>>;
 
 /// The processor; [`Processor::run`] blocks until the shutdown signal.
-pub struct Processor {
+pub(crate) struct Processor {
     settings: ProcessorSettings,
     api: ApiClient,
     out: Output,
@@ -76,12 +35,37 @@ pub struct Processor {
 }
 
 enum SessionError {
-    Connect(String),
-    Lost { why: String, lasted: Duration },
+    Connect(Box<amiquip::Error>),
+    Lost { why: ConsumeError, lasted: Duration },
+}
+
+/// Why a consumer thread stopped consuming before the shutdown signal.
+#[derive(Debug)]
+enum ConsumeError {
+    /// The broker refused a command, or the connection failed under it.
+    Amqp(Box<amiquip::Error>),
+    /// An ack or nack could not be sent.
+    Ack(Box<amiquip::Error>),
+    /// The broker cancelled the consumer (the queue was deleted, say).
+    Ended(String),
+    ConnectionLost,
+    Panicked,
+}
+
+impl std::fmt::Display for ConsumeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConsumeError::Amqp(e) => write!(f, "{e}"),
+            ConsumeError::Ack(e) => write!(f, "ack/nack failed: {e}"),
+            ConsumeError::Ended(how) => write!(f, "consumer ended: {how}"),
+            ConsumeError::ConnectionLost => f.write_str("connection lost"),
+            ConsumeError::Panicked => f.write_str("a consumer thread panicked"),
+        }
+    }
 }
 
 impl Processor {
-    pub fn new(settings: ProcessorSettings, shutdown: Shutdown, out: Output) -> Processor {
+    pub(crate) fn new(settings: ProcessorSettings, shutdown: Shutdown, out: Output) -> Processor {
         let api = ApiClient::new(
             &settings.api_url,
             settings.api_token.as_ref(),
@@ -96,7 +80,7 @@ impl Processor {
     }
 
     /// Consumes until shutdown, reconnecting with capped exponential backoff.
-    pub fn run(&self) {
+    pub(crate) fn run(&self) {
         let mut backoff = Backoff::new();
         let mut failures = 0u32;
         while !self.shutdown.is_triggered() {
@@ -130,7 +114,7 @@ impl Processor {
     /// shutdown.
     fn session(&self) -> Result<(), SessionError> {
         let started = Instant::now();
-        let connect = |e: amiquip::Error| SessionError::Connect(e.to_string());
+        let connect = |e| SessionError::Connect(Box::new(e));
         let mut connection = amqp::connect(&self.settings.amqp).map_err(connect)?;
         let setup = connection.open_channel(None).map_err(connect)?;
         amqp::declare(&setup, &self.settings.amqp).map_err(connect)?;
@@ -145,7 +129,7 @@ impl Processor {
             self.settings.amqp.queue,
             self.settings.threads,
             self.settings.prefetch,
-            crate::config::redact_url(&self.settings.api_url)
+            redact_url(&self.settings.api_url)
         );
         let stop = AtomicBool::new(false);
         let result = std::thread::scope(|scope| {
@@ -161,12 +145,9 @@ impl Processor {
                 })
                 .collect();
             // Join every worker before looking at the results, then report the first failure.
-            let results: Vec<Result<(), String>> = workers
+            let results: Vec<Result<(), ConsumeError>> = workers
                 .into_iter()
-                .map(|w| {
-                    w.join()
-                        .unwrap_or_else(|_| Err("a consumer thread panicked".into()))
-                })
+                .map(|w| w.join().unwrap_or(Err(ConsumeError::Panicked)))
                 .collect();
             results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
         });
@@ -185,16 +166,16 @@ impl Processor {
         }
     }
 
-    fn consume(&self, channel: Channel, stop: &AtomicBool) -> Result<(), String> {
+    fn consume(&self, channel: Channel, stop: &AtomicBool) -> Result<(), ConsumeError> {
         channel
             .qos(0, self.settings.prefetch, false)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| ConsumeError::Amqp(Box::new(e)))?;
         let consumer = channel
             .basic_consume(
                 self.settings.amqp.queue.as_str(),
                 ConsumerOptions::default(),
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| ConsumeError::Amqp(Box::new(e)))?;
         loop {
             if self.shutdown.is_triggered() || stop.load(Ordering::Acquire) {
                 // Prefetched, unhandled messages go back to the queue when the channel closes;
@@ -215,17 +196,17 @@ impl Processor {
             match consumer.receiver().recv_timeout(Duration::from_millis(200)) {
                 Ok(ConsumerMessage::Delivery(delivery)) => self
                     .handle(&consumer, delivery)
-                    .map_err(|e| format!("ack/nack failed: {e}"))?,
-                Ok(other) => return Err(format!("consumer ended: {other:?}")),
+                    .map_err(|e| ConsumeError::Ack(Box::new(e)))?,
+                Ok(other) => return Err(ConsumeError::Ended(format!("{other:?}"))),
                 Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return Err("connection lost".into()),
+                Err(RecvTimeoutError::Disconnected) => return Err(ConsumeError::ConnectionLost),
             }
         }
     }
 
     /// Print, `PUT`, then ack; or retry, or dead-letter, as [`decide`] says.
     fn handle(&self, consumer: &Consumer<'_>, delivery: Delivery) -> amiquip::Result<()> {
-        let event = match parse_message(&delivery.body) {
+        let event = match amqp::parse_message(&delivery.body) {
             Ok(event) => event,
             Err(why) => {
                 log::warn!(
@@ -268,62 +249,5 @@ impl Processor {
     fn print(&self, event: &Event) -> std::io::Result<()> {
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
         notification::send(&mut **out, event)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn success_acks_and_permanent_errors_dead_letter_at_once() {
-        for code in [200, 201, 204] {
-            assert_eq!(decide(&ApiAnswer::Status(code), 1, 5), Outcome::Ack);
-        }
-        for code in [404, 400, 422, 413] {
-            assert!(
-                matches!(
-                    decide(&ApiAnswer::Status(code), 1, 5),
-                    Outcome::DeadLetter(_)
-                ),
-                "{code}"
-            );
-        }
-    }
-
-    #[test]
-    fn transient_errors_retry_until_max_attempts() {
-        for answer in [
-            ApiAnswer::Status(500),
-            ApiAnswer::Status(503),
-            ApiAnswer::Status(401),
-            ApiAnswer::Unreachable("refused".into()),
-        ] {
-            assert_eq!(
-                decide(&answer, 1, 5),
-                Outcome::Retry(Duration::from_millis(500))
-            );
-            assert_eq!(
-                decide(&answer, 4, 5),
-                Outcome::Retry(Duration::from_secs(4))
-            );
-            let Outcome::DeadLetter(why) = decide(&answer, 5, 5) else {
-                panic!("attempt 5 of 5 must dead-letter");
-            };
-            assert!(why.contains("5 attempts"), "{why}");
-        }
-        assert_eq!(retry_delay(30), Duration::from_secs(10));
-    }
-
-    #[test]
-    fn only_valid_events_parse() {
-        let event = Event::create(
-            crate::event::NewEvent::parse(br#"{"user_id":"u","description":"d"}"#).unwrap(),
-        );
-        let body = serde_json::to_vec(&event).unwrap();
-        assert_eq!(parse_message(&body), Ok(event));
-        for bad in [&b"not json"[..], b"{}", br#"{"event_id":"x"}"#, b""] {
-            assert!(parse_message(bad).is_err());
-        }
     }
 }

@@ -4,17 +4,17 @@
 use std::io::Write;
 use std::thread::{self, JoinHandle};
 
-use crate::event::{Event, EventUpdate};
-use crate::notification;
-use crate::outbox::OutboxReceiver;
-use crate::store::Store;
+use crate::logger::outbox::OutboxReceiver;
+use crate::logger::store::Store;
+use crate::shared::event::{Event, EventUpdate};
+use crate::shared::notification;
 
 /// Events printed and marked together at most, when they queue up faster than one at a time.
 const BATCH: usize = 256;
 
-/// Starts the embedded notifier. It runs until every [`crate::outbox::Outbox`] is dropped and
+/// Starts the embedded notifier. It runs until every [`Outbox`](crate::logger::outbox::Outbox) is dropped and
 /// the channel is drained, so a shutdown never loses an accepted event.
-pub fn spawn_embedded(
+pub(super) fn spawn(
     receiver: OutboxReceiver,
     store: Store,
     mut out: Box<dyn Write + Send>,

@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
-use crate::config::Secret;
-use crate::event::STATUS_PROCESSED;
+use crate::shared::env::Secret;
+use crate::shared::event::STATUS_PROCESSED;
 
 /// What the API said to a `PUT`, as far as the processor cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ApiAnswer {
+pub(crate) enum ApiAnswer {
     /// An HTTP status code.
     Status(u16),
     /// No HTTP answer at all (refused, reset, timed out).
@@ -26,14 +26,14 @@ impl std::fmt::Display for ApiAnswer {
 /// Marks events `Processed` through `PUT {API_URL}/events/{id}`. Cheap to clone; clones share
 /// the connection pool.
 #[derive(Clone)]
-pub struct ApiClient {
+pub(crate) struct ApiClient {
     agent: ureq::Agent,
     base_url: String,
     authorization: Option<String>,
 }
 
 impl ApiClient {
-    pub fn new(base_url: &str, token: Option<&Secret>, timeout: Duration) -> ApiClient {
+    pub(crate) fn new(base_url: &str, token: Option<&Secret>, timeout: Duration) -> ApiClient {
         // Per-phase timeouts, not a global one: with any global (or per-call) timeout, ureq 3
         // resolves the host on a newly spawned thread for every request, pooled connection
         // or not, which cost a thread per `PUT`.
@@ -52,7 +52,7 @@ impl ApiClient {
     }
 
     /// `PUT /events/{id}` with `{"status": "Processed"}`.
-    pub fn mark_processed(&self, event_id: &uuid::Uuid) -> ApiAnswer {
+    pub(crate) fn mark_processed(&self, event_id: &uuid::Uuid) -> ApiAnswer {
         let url = format!("{}/events/{event_id}", self.base_url);
         let mut request = self.agent.put(&url);
         if let Some(value) = &self.authorization {

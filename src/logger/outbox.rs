@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::event::Event;
+use crate::shared::event::Event;
 
 /// What `/health` reports as `broker`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,8 +44,8 @@ pub enum HandOffError {
 impl std::fmt::Display for HandOffError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            HandOffError::Full => "notification queue is full, retry later",
-            HandOffError::Closed => "notification service is shutting down, retry later",
+            HandOffError::Full => "the outbox holds OUTBOX_CAPACITY pending events",
+            HandOffError::Closed => "the notifier thread has stopped",
         })
     }
 }
@@ -162,12 +162,6 @@ impl OutboxReceiver {
     pub fn set_broker(&self, state: BrokerState) {
         self.shared.broker.store(state as u8, Ordering::Release);
     }
-
-    pub fn status(&self) -> OutboxStatus {
-        OutboxStatus {
-            shared: self.shared.clone(),
-        }
-    }
 }
 
 impl OutboxStatus {
@@ -187,10 +181,10 @@ impl OutboxStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::NewEvent;
+    use crate::shared::event::sample;
 
     fn event() -> Event {
-        Event::create(NewEvent::parse(br#"{"user_id":"u","description":"d"}"#).unwrap())
+        sample("u", "d")
     }
 
     #[test]

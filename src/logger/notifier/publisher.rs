@@ -1,6 +1,6 @@
 //! The RabbitMQ publisher: the logger's one notifier thread when `AMQP_URL` is set.
 //!
-//! It owns the blocking amiquip connection. Events arrive from the [`crate::outbox`] in
+//! It owns the blocking amiquip connection. Events arrive from the [`outbox`](crate::logger::outbox) in
 //! creation order and stay *unconfirmed* (in a queue, in order) until the broker confirms them
 //! (publisher confirms); only then is the outbox's pending count lowered. Publishing is
 //! pipelined: every event that arrives is published at once and confirms are consumed as they
@@ -19,10 +19,9 @@ use std::time::{Duration, Instant};
 use amiquip::{Confirm, ConfirmSmoother, Connection};
 use crossbeam_channel::{Receiver, RecvTimeoutError, select};
 
-use crate::amqp::{self, Backoff};
-use crate::config::AmqpSettings;
-use crate::event::Event;
-use crate::outbox::{BrokerState, OutboxReceiver};
+use crate::logger::outbox::{BrokerState, OutboxReceiver};
+use crate::shared::amqp::{self, AmqpSettings, Backoff};
+use crate::shared::event::Event;
 
 /// How long the oldest published event may wait for its confirm before the connection is
 /// considered dead.
@@ -35,7 +34,7 @@ const TICK: Duration = Duration::from_millis(250);
 /// every event is confirmed, or `shutdown_timeout` after the outbox closed, whichever is first.
 /// The outbox closing is the stop signal: it comes only after the HTTP workers have answered
 /// their last request, so no accepted event can arrive after it.
-pub fn spawn(
+pub(super) fn spawn(
     receiver: OutboxReceiver,
     settings: AmqpSettings,
     shutdown_timeout: Duration,

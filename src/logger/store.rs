@@ -11,8 +11,17 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use uuid::Uuid;
 
-use crate::event::{Event, EventUpdate};
-use crate::validation::ListQuery;
+use crate::shared::event::{Event, EventUpdate};
+
+/// Which events a list asks for: exact-match filters, then paging. The API parses it from the
+/// query string; the store only answers it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    pub user_id: Option<String>,
+    pub status: Option<String>,
+    pub offset: usize,
+    pub limit: Option<usize>,
+}
 
 /// A cheaply clonable handle to the shared store.
 #[derive(Debug, Clone, Default)]
@@ -141,11 +150,10 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{NewEvent, STATUS_PROCESSED};
+    use crate::shared::event::{STATUS_PROCESSED, sample};
 
     fn event(user: &str) -> Event {
-        let body = serde_json::json!({"user_id": user, "description": "d"}).to_string();
-        Event::create(NewEvent::parse(body.as_bytes()).unwrap())
+        sample(user, "d")
     }
 
     fn insert(store: &Store, e: Event) -> Event {

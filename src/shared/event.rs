@@ -1,7 +1,7 @@
 //! The domain: an [`Event`] and the two request bodies that create and change one.
 //!
 //! [`NewEvent`] and [`EventUpdate`] can only be obtained through their `parse` functions (see
-//! [`crate::validation`]), so a value of either type always satisfies the contract's rules.
+//! the API's input parser, `logger::api::input`), so a value of either type always satisfies the contract's rules.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -91,7 +91,8 @@ impl Event {
     }
 }
 
-/// The body of `POST /events`. Only [`crate::validation`] makes one, so it is always valid.
+/// The body of `POST /events`. Only the API's input parser
+/// (`logger::api::input`) makes one, so it is always valid.
 #[derive(Debug, Clone, PartialEq, Eq, JsonSchema)]
 // The rustdoc above is about the Rust type; API users get what they may send.
 #[schemars(description = "The body of `POST /events`. Unknown fields are ignored.")]
@@ -253,6 +254,16 @@ impl JsonSchema for Timestamp {
             "examples": ["2026-11-28T14:00:00.123456Z"]
         })
     }
+}
+
+/// A stored-looking event with these fields, for the unit tests of every wing: the one
+/// sample-event builder (the texts are taken as given, unchecked).
+#[cfg(test)]
+pub(crate) fn sample(user_id: &str, description: &str) -> Event {
+    Event::create(NewEvent {
+        user_id: user_id.into(),
+        description: description.into(),
+    })
 }
 
 #[cfg(test)]

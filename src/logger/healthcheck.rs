@@ -6,7 +6,7 @@
 //! standard library is used, with short connect/read/write timeouts so a hung server makes the
 //! check fail instead of hang. The answer is healthy when its status line says `200`.
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -27,13 +27,74 @@ pub fn target(host: Option<&str>, port: u16) -> String {
     }
 }
 
+/// Why the check failed; `Display` is the one line the check prints.
+#[derive(Debug)]
+pub enum CheckError {
+    Resolve {
+        addr: String,
+        source: io::Error,
+    },
+    NoAddress {
+        addr: String,
+    },
+    Connect {
+        socket: SocketAddr,
+        source: io::Error,
+    },
+    Timeouts(io::Error),
+    Send {
+        socket: SocketAddr,
+        source: io::Error,
+    },
+    NoAnswer {
+        socket: SocketAddr,
+        source: Option<io::Error>,
+    },
+    Unhealthy {
+        socket: SocketAddr,
+        status_line: String,
+    },
+}
+
+impl std::fmt::Display for CheckError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CheckError::Resolve { addr, source } => write!(f, "cannot resolve {addr}: {source}"),
+            CheckError::NoAddress { addr } => write!(f, "no address for {addr}"),
+            CheckError::Connect { socket, source } => {
+                write!(f, "cannot connect to {socket}: {source}")
+            }
+            CheckError::Timeouts(e) => write!(f, "cannot set timeouts: {e}"),
+            CheckError::Send { socket, source } => {
+                write!(f, "cannot send the request to {socket}: {source}")
+            }
+            CheckError::NoAnswer {
+                socket,
+                source: Some(e),
+            } => write!(f, "no answer from {socket}: {e}"),
+            CheckError::NoAnswer { socket, .. } => write!(f, "empty answer from {socket}"),
+            CheckError::Unhealthy {
+                socket,
+                status_line,
+            } => write!(f, "unhealthy: {socket} answered {status_line:?}"),
+        }
+    }
+}
+
+impl std::error::Error for CheckError {}
+
 /// `GET /health` on `addr` (`host:port`); `Ok` with the status line when the status is 200.
-pub fn check(addr: &str, timeout: Duration) -> Result<String, String> {
+pub fn check(addr: &str, timeout: Duration) -> Result<String, CheckError> {
     let sockets: Vec<SocketAddr> = addr
         .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {addr}: {e}"))?
+        .map_err(|source| CheckError::Resolve {
+            addr: addr.to_owned(),
+            source,
+        })?
         .collect();
-    let mut last_error = format!("no address for {addr}");
+    let mut last_error = CheckError::NoAddress {
+        addr: addr.to_owned(),
+    };
     for socket in sockets {
         match check_socket(addr, socket, timeout) {
             Ok(status) => return Ok(status),
@@ -43,19 +104,19 @@ pub fn check(addr: &str, timeout: Duration) -> Result<String, String> {
     Err(last_error)
 }
 
-fn check_socket(addr: &str, socket: SocketAddr, timeout: Duration) -> Result<String, String> {
+fn check_socket(addr: &str, socket: SocketAddr, timeout: Duration) -> Result<String, CheckError> {
     let mut stream = TcpStream::connect_timeout(&socket, timeout)
-        .map_err(|e| format!("cannot connect to {socket}: {e}"))?;
+        .map_err(|source| CheckError::Connect { socket, source })?;
     stream
         .set_read_timeout(Some(timeout))
         .and_then(|()| stream.set_write_timeout(Some(timeout)))
-        .map_err(|e| format!("cannot set timeouts: {e}"))?;
+        .map_err(CheckError::Timeouts)?;
     let request = format!(
         "GET /health HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
     );
     stream
         .write_all(request.as_bytes())
-        .map_err(|e| format!("cannot send the request to {socket}: {e}"))?;
+        .map_err(|source| CheckError::Send { socket, source })?;
     let mut answer = Vec::new();
     // The status line is enough; a read error after it (say, a reset) does not matter.
     let read = stream.take(MAX_READ).read_to_end(&mut answer);
@@ -65,15 +126,18 @@ fn check_socket(addr: &str, socket: SocketAddr, timeout: Duration) -> Result<Str
         .map(|line| String::from_utf8_lossy(line).trim_end().to_owned())
         .unwrap_or_default();
     if status_line.is_empty() {
-        return Err(match read {
-            Err(e) => format!("no answer from {socket}: {e}"),
-            Ok(_) => format!("empty answer from {socket}"),
+        return Err(CheckError::NoAnswer {
+            socket,
+            source: read.err(),
         });
     }
     let mut parts = status_line.split_whitespace();
     match (parts.next(), parts.next()) {
         (Some(version), Some("200")) if version.starts_with("HTTP/") => Ok(status_line),
-        _ => Err(format!("unhealthy: {socket} answered {status_line:?}")),
+        _ => Err(CheckError::Unhealthy {
+            socket,
+            status_line,
+        }),
     }
 }
 
@@ -104,7 +168,7 @@ pub fn run_from_env() -> ExitCode {
 }
 
 // The failure paths (logger down, error answers, silence) are tested on the binary itself, as
-// Docker runs it: tests/healthcheck.rs.
+// Docker runs it, in the logger's integration tests.
 #[cfg(test)]
 mod tests {
     use super::target;

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use crate::event::Event;
+use crate::shared::event::Event;
 
 /// `Event {event_id} has been sent to {user_id}: {description}`, with control characters in
 /// the fields escaped (`\n`, `\r`, `\t`, `\u{1b}`), so one notification is always one line.
@@ -47,12 +47,7 @@ pub fn send_all(out: &mut dyn Write, events: &[Event]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::NewEvent;
-
-    fn event(user: &str, description: &str) -> Event {
-        let body = serde_json::json!({"user_id": user, "description": description}).to_string();
-        Event::create(NewEvent::parse(body.as_bytes()).unwrap())
-    }
+    use crate::shared::event::sample as event;
 
     #[test]
     fn plain_line_is_exact() {

@@ -3,11 +3,10 @@
 //!
 //! This module owns everything about the wire that is not a route: socket timeouts (tiny_http
 //! sets none), the body size limit, turning a handler panic into a `500`, request logging,
-//! watching that connections are still accepted ([`crate::watchdog`]) and a graceful stop. Handlers see a small [`Request`] and return a [`Response`]; they never touch
-//! tiny_http.
+//! watching that connections are still accepted ([`super::watchdog`]) and a graceful stop.
 
 use std::borrow::Cow;
-use std::io::{self, Read};
+use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -15,10 +14,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use super::message::{Request, Response};
+use super::watchdog::{self, Alarm, ProbeConfig};
+use crate::shared::shutdown::Shutdown;
 
-use crate::shutdown::Shutdown;
-use crate::watchdog::{self, Alarm, ProbeConfig};
+/// The answer the server gives on its own, when the handler could not (it panicked, or its
+/// answer could not be serialised): the API above decides the wording and shape.
+pub type ErrorBody = fn(status: u16, reason: &str) -> Response;
 
 /// How the server listens and reads.
 #[derive(Debug, Clone)]
@@ -30,179 +32,39 @@ pub struct ServerConfig {
     /// Read and write timeout of every connection: an idle keep-alive connection, or a client
     /// that stops sending, releases its thread after this long.
     pub io_timeout: Duration,
+    /// The body of the answers the server gives on its own.
+    pub error_body: ErrorBody,
 }
 
 /// Why the server could not start.
 #[derive(Debug)]
-pub enum StartError {
+pub enum ServerError {
     Resolve { host: String, source: io::Error },
     Bind { addr: SocketAddr, source: io::Error },
     Server(String),
     Thread(io::Error),
 }
 
-impl std::fmt::Display for StartError {
+impl std::fmt::Display for ServerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StartError::Resolve { host, source } => {
-                write!(f, "cannot resolve HOST {host:?}: {source}")
+            ServerError::Resolve { host, source } => {
+                write!(f, "cannot resolve the host {host:?}: {source}")
             }
-            StartError::Bind { addr, source } => write!(
-                f,
-                "cannot listen on {addr}: {source} (is another server using the port? set PORT)"
-            ),
-            StartError::Server(e) => write!(f, "cannot start the HTTP server: {e}"),
-            StartError::Thread(e) => write!(f, "cannot start a worker thread: {e}"),
+            ServerError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            ServerError::Server(e) => write!(f, "cannot start the HTTP server: {e}"),
+            ServerError::Thread(e) => write!(f, "cannot start a worker thread: {e}"),
         }
     }
 }
 
-impl std::error::Error for StartError {}
-
-/// A request as handlers see it.
-pub struct Request<'a> {
-    pub method: String,
-    /// The path, without the query string, not yet percent-decoded.
-    pub path: String,
-    /// The raw query string (after `?`), empty if none.
-    pub query: String,
-    headers: Vec<(String, String)>,
-    body: &'a mut dyn Read,
-    max_body_bytes: usize,
-    /// Reading the body fails after this instant: the socket's read timeout bounds only the
-    /// gap between two reads, so a client trickling its body would otherwise hold a worker.
-    body_deadline: Option<Instant>,
-}
-
-/// Why a body could not be read.
-#[derive(Debug)]
-pub enum BodyError {
-    TooLarge,
-    Read(io::Error),
-}
-
-impl<'a> Request<'a> {
-    /// A request built by hand, for tests of the router.
-    pub fn new(
-        method: &str,
-        url: &str,
-        headers: Vec<(String, String)>,
-        body: &'a mut dyn Read,
-        max_body_bytes: usize,
-    ) -> Request<'a> {
-        let (path, query) = url.split_once('?').unwrap_or((url, ""));
-        Request {
-            method: method.to_owned(),
-            path: path.to_owned(),
-            query: query.to_owned(),
-            headers,
-            body,
-            max_body_bytes,
-            body_deadline: None,
+impl std::error::Error for ServerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ServerError::Resolve { source, .. } | ServerError::Bind { source, .. } => Some(source),
+            ServerError::Thread(e) => Some(e),
+            ServerError::Server(_) => None,
         }
-    }
-
-    /// The first header called `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Reads the whole body, at most `MAX_BODY_BYTES`. A larger declared `Content-Length` is
-    /// refused without reading anything; a chunked body is cut off one byte past the limit.
-    pub fn body(&mut self) -> Result<Vec<u8>, BodyError> {
-        let declared = self
-            .header("Content-Length")
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        if declared.is_some_and(|n| n > self.max_body_bytes as u64) {
-            return Err(BodyError::TooLarge);
-        }
-        let mut body = Vec::with_capacity(declared.unwrap_or(0) as usize);
-        let mut limited = self.body.take(self.max_body_bytes as u64 + 1);
-        let mut chunk = [0u8; 8 * 1024];
-        loop {
-            match limited.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => body.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(BodyError::Read(e)),
-            }
-            if self.body_deadline.is_some_and(|d| Instant::now() > d) {
-                return Err(BodyError::Read(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the body arrived too slowly (HTTP_IDLE_TIMEOUT_SECS)",
-                )));
-            }
-        }
-        if body.len() > self.max_body_bytes {
-            return Err(BodyError::TooLarge);
-        }
-        Ok(body)
-    }
-}
-
-/// A response: status, JSON (or other) body, extra headers.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Response {
-    pub status: u16,
-    pub content_type: &'static str,
-    pub headers: Vec<(&'static str, String)>,
-    pub body: Cow<'static, [u8]>,
-}
-
-/// `{"detail": "..."}`, the body of every error that is not a validation error.
-#[derive(Debug, Serialize, schemars::JsonSchema)]
-pub struct Detail {
-    /// What went wrong.
-    pub detail: String,
-}
-
-impl Response {
-    pub fn json<T: Serialize + ?Sized>(status: u16, value: &T) -> Response {
-        match serde_json::to_vec(value) {
-            Ok(body) => Response {
-                status,
-                content_type: "application/json",
-                headers: Vec::new(),
-                body: body.into(),
-            },
-            Err(e) => {
-                log::error!("could not serialise a response: {e}");
-                Response::detail(500, "Internal Server Error")
-            }
-        }
-    }
-
-    pub fn detail(status: u16, detail: &str) -> Response {
-        Response::json(
-            status,
-            &Detail {
-                detail: detail.to_owned(),
-            },
-        )
-    }
-
-    pub fn raw(status: u16, content_type: &'static str, body: Cow<'static, [u8]>) -> Response {
-        Response {
-            status,
-            content_type,
-            headers: Vec::new(),
-            body,
-        }
-    }
-
-    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
-        self.headers.push((name, value.into()));
-        self
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -227,25 +89,25 @@ pub type OnFailure = Box<dyn FnOnce(&str) + Send>;
 impl HttpServer {
     /// Binds `host:port` and starts `threads` workers calling `handler`. A dead accept loop is
     /// only logged; see [`HttpServer::start_watched`].
-    pub fn start(config: &ServerConfig, handler: Arc<Handler>) -> Result<HttpServer, StartError> {
+    pub fn start(config: &ServerConfig, handler: Arc<Handler>) -> Result<HttpServer, ServerError> {
         HttpServer::start_watched(config, handler, ProbeConfig::default(), Box::new(|_| {}))
     }
 
     /// Like [`HttpServer::start`], and calls `on_failure` if tiny_http's accept loop dies (see
-    /// [`crate::watchdog`]), so that the service can exit and be restarted.
+    /// [`super::watchdog`]), so that the service can exit and be restarted.
     pub fn start_watched(
         config: &ServerConfig,
         handler: Arc<Handler>,
         probes: ProbeConfig,
         on_failure: OnFailure,
-    ) -> Result<HttpServer, StartError> {
+    ) -> Result<HttpServer, ServerError> {
         let listener = listen(config)?;
         let addr = listener
             .local_addr()
-            .map_err(|e| StartError::Server(e.to_string()))?;
+            .map_err(|e| ServerError::Server(e.to_string()))?;
         let server = Arc::new(
             tiny_http::Server::from_listener(listener, None)
-                .map_err(|e| StartError::Server(e.to_string()))?,
+                .map_err(|e| ServerError::Server(e.to_string()))?,
         );
         let stopping = Arc::new(AtomicBool::new(false));
         let alarm = Alarm::new();
@@ -258,11 +120,12 @@ impl HttpServer {
                 alarm: alarm.clone(),
                 max_body_bytes: config.max_body_bytes,
                 io_timeout: config.io_timeout,
+                error_body: config.error_body,
             };
             let handle = std::thread::Builder::new()
                 .name(format!("http-{i}"))
                 .spawn(move || worker.run())
-                .map_err(StartError::Thread)?;
+                .map_err(ServerError::Thread)?;
             workers.push(handle);
         }
         let watchdog_stop = Shutdown::new();
@@ -273,7 +136,7 @@ impl HttpServer {
             watchdog_stop.clone(),
             on_failure,
         )
-        .map_err(StartError::Thread)?;
+        .map_err(ServerError::Thread)?;
         Ok(HttpServer {
             server,
             workers,
@@ -311,7 +174,7 @@ impl HttpServer {
 }
 
 /// A bound, listening socket whose accepted connections inherit its read/write timeouts.
-fn listen(config: &ServerConfig) -> Result<TcpListener, StartError> {
+fn listen(config: &ServerConfig) -> Result<TcpListener, ServerError> {
     let addr = (config.host.as_str(), config.port)
         .to_socket_addrs()
         .and_then(|mut addrs| {
@@ -319,11 +182,11 @@ fn listen(config: &ServerConfig) -> Result<TcpListener, StartError> {
                 .next()
                 .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))
         })
-        .map_err(|source| StartError::Resolve {
+        .map_err(|source| ServerError::Resolve {
             host: config.host.clone(),
             source,
         })?;
-    let bind_err = |source| StartError::Bind { addr, source };
+    let bind_err = |source| ServerError::Bind { addr, source };
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::STREAM,
@@ -353,6 +216,7 @@ struct Worker {
     alarm: Alarm,
     max_body_bytes: usize,
     io_timeout: Duration,
+    error_body: ErrorBody,
 }
 
 impl Worker {
@@ -395,8 +259,13 @@ impl Worker {
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_default();
                 log::error!("handler panicked on {method} {}: {what}", request.path);
-                Response::detail(500, "Internal Server Error")
+                Response::failure(500)
             }
+        };
+        let response = if response.status >= 500 && response.body.is_empty() {
+            (self.error_body)(response.status, "Internal Server Error")
+        } else {
+            response
         };
         let status = response.status;
         if let Err(e) = raw.respond(to_tiny(response)) {

@@ -17,7 +17,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::shutdown::{Latch, Shutdown};
+use crate::shared::shutdown::{Latch, Shutdown};
 
 /// Time between two probes.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(5);

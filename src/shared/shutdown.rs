@@ -1,6 +1,6 @@
 //! One-shot signals shared between threads: [`Latch`], set once and waited for, and on it the
 //! service's [`Shutdown`], set by `SIGINT`/`SIGTERM` (see [`Shutdown::on_signals`]) or by a
-//! test. ([`crate::watchdog::Alarm`] is a latch too, holding why the server failed.)
+//! test. (The HTTP watchdog's `Alarm` is a latch too, holding why the server failed.)
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};

@@ -4,104 +4,12 @@
 //! [`ErrorDetail`] shaped exactly as FastAPI's `422` entries (`type`, `loc`, `msg`, `input`,
 //! sometimes `ctx`), so existing clients of the replaced service keep working.
 
-use schemars::JsonSchema;
-use serde::Serialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::event::{DESCRIPTION_MAX, EventUpdate, NewEvent, STATUS_MAX, USER_ID_MAX};
-
-/// One validation problem, as in a FastAPI `422` body.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
-pub struct ErrorDetail {
-    /// Machine-readable kind, e.g. `missing`, `string_too_long`, `uuid_parsing`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Where the problem is: `["body", "user_id"]`, `["path", "event_id"]`, `["body", 12]`.
-    #[schemars(length(min = 1))]
-    pub loc: Vec<LocItem>,
-    /// Human-readable message (pydantic v2 wording).
-    pub msg: String,
-    /// The offending value (the whole body for a missing field).
-    pub input: Value,
-    /// Extra context, e.g. `{"max_length": 4096}` or the JSON parser's message.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("type" = "object"))]
-    pub ctx: Option<Box<Value>>,
-}
-
-/// One step of an error location: a name or a position.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
-#[serde(untagged)]
-pub enum LocItem {
-    Name(String),
-    Index(usize),
-}
-
-impl From<&str> for LocItem {
-    fn from(name: &str) -> Self {
-        LocItem::Name(name.to_owned())
-    }
-}
-
-/// The `422` body: `{"detail": [ErrorDetail, ...]}`.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
-#[schemars(example = serde_json::json!({"detail": [
-    {"type": "string_too_short", "loc": ["body", "user_id"],
-     "msg": "String should have at least 1 character", "input": "", "ctx": {"min_length": 1}},
-    {"type": "missing", "loc": ["body", "description"], "msg": "Field required",
-     "input": {"user_id": ""}}
-]}))]
-pub struct ValidationErrors {
-    /// Every problem found, one entry each (never empty).
-    #[schemars(length(min = 1))]
-    pub detail: Vec<ErrorDetail>,
-}
-
-impl ValidationErrors {
-    fn one(detail: ErrorDetail) -> Self {
-        ValidationErrors {
-            detail: vec![detail],
-        }
-    }
-}
-
-impl std::fmt::Display for ValidationErrors {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, d) in self.detail.iter().enumerate() {
-            let loc: Vec<String> = d
-                .loc
-                .iter()
-                .map(|l| match l {
-                    LocItem::Name(n) => n.clone(),
-                    LocItem::Index(i) => i.to_string(),
-                })
-                .collect();
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            write!(f, "{}: {}", loc.join("."), d.msg)?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ValidationErrors {}
-
-fn detail(kind: &str, loc: Vec<LocItem>, msg: String, input: Value) -> ErrorDetail {
-    ErrorDetail {
-        kind: kind.to_owned(),
-        loc,
-        msg,
-        input,
-        ctx: None,
-    }
-}
-
-fn with_ctx(mut d: ErrorDetail, ctx: Value) -> ErrorDetail {
-    d.ctx = Some(Box::new(ctx));
-    d
-}
+use super::errors::{ErrorDetail, LocItem, ValidationErrors, detail, with_ctx};
+use crate::logger::store::ListQuery;
+use crate::shared::event::{DESCRIPTION_MAX, EventUpdate, NewEvent, STATUS_MAX, USER_ID_MAX};
 
 /// Parses a request body as a JSON object, the first step of every body parser.
 fn parse_object(body: &[u8]) -> Result<Map<String, Value>, ValidationErrors> {
@@ -278,7 +186,7 @@ impl EventUpdate {
 
 /// Parses the `{event_id}` path segment. Accepts what pydantic accepts (any case, braces,
 /// `urn:uuid:` prefix, no hyphens) and reports the `uuid` crate's reason, as pydantic does.
-pub fn parse_event_id(text: &str) -> Result<Uuid, ValidationErrors> {
+pub(crate) fn parse_event_id(text: &str) -> Result<Uuid, ValidationErrors> {
     Uuid::parse_str(text).map_err(|err| {
         ValidationErrors::one(with_ctx(
             detail(
@@ -292,49 +200,38 @@ pub fn parse_event_id(text: &str) -> Result<Uuid, ValidationErrors> {
     })
 }
 
-/// The query of `GET /events`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ListQuery {
-    pub user_id: Option<String>,
-    pub status: Option<String>,
-    pub offset: usize,
-    pub limit: Option<usize>,
-}
-
-impl ListQuery {
-    /// Parses a raw query string (without `?`). Unknown parameters are ignored; when a parameter
-    /// is repeated the last one wins, as in FastAPI.
-    pub fn parse(query: &str) -> Result<ListQuery, ValidationErrors> {
-        let mut parsed = ListQuery::default();
-        let mut offset_text = None;
-        let mut limit_text = None;
-        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-            match key.as_ref() {
-                "user_id" => parsed.user_id = Some(value.into_owned()),
-                "status" => parsed.status = Some(value.into_owned()),
-                "offset" => offset_text = Some(value.into_owned()),
-                "limit" => limit_text = Some(value.into_owned()),
-                _ => {}
-            }
+/// Parses the raw query string of `GET /events` (without `?`) into the store's query. Unknown
+/// parameters are ignored; when a parameter is repeated the last one wins, as in FastAPI.
+pub(crate) fn list_query(query: &str) -> Result<ListQuery, ValidationErrors> {
+    let mut parsed = ListQuery::default();
+    let mut offset_text = None;
+    let mut limit_text = None;
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        match key.as_ref() {
+            "user_id" => parsed.user_id = Some(value.into_owned()),
+            "status" => parsed.status = Some(value.into_owned()),
+            "offset" => offset_text = Some(value.into_owned()),
+            "limit" => limit_text = Some(value.into_owned()),
+            _ => {}
         }
-        let mut errors = Vec::new();
-        if let Some(text) = offset_text {
-            match parse_non_negative("offset", &text) {
-                Ok(n) => parsed.offset = n,
-                Err(e) => errors.push(e),
-            }
+    }
+    let mut errors = Vec::new();
+    if let Some(text) = offset_text {
+        match parse_non_negative("offset", &text) {
+            Ok(n) => parsed.offset = n,
+            Err(e) => errors.push(e),
         }
-        if let Some(text) = limit_text {
-            match parse_non_negative("limit", &text) {
-                Ok(n) => parsed.limit = Some(n),
-                Err(e) => errors.push(e),
-            }
+    }
+    if let Some(text) = limit_text {
+        match parse_non_negative("limit", &text) {
+            Ok(n) => parsed.limit = Some(n),
+            Err(e) => errors.push(e),
         }
-        if errors.is_empty() {
-            Ok(parsed)
-        } else {
-            Err(ValidationErrors { detail: errors })
-        }
+    }
+    if errors.is_empty() {
+        Ok(parsed)
+    } else {
+        Err(ValidationErrors { detail: errors })
     }
 }
 
@@ -536,7 +433,7 @@ mod tests {
 
     #[test]
     fn list_query_parses_filters_and_paging() {
-        let q = ListQuery::parse("user_id=u%201&status=Processed&offset=2&limit=3&x=y").unwrap();
+        let q = list_query("user_id=u%201&status=Processed&offset=2&limit=3&x=y").unwrap();
         assert_eq!(
             q,
             ListQuery {
@@ -546,19 +443,17 @@ mod tests {
                 limit: Some(3)
             }
         );
-        assert_eq!(ListQuery::parse("").unwrap(), ListQuery::default());
+        assert_eq!(list_query("").unwrap(), ListQuery::default());
         assert_eq!(
-            ListQuery::parse("limit=99999999999999999999999")
-                .unwrap()
-                .limit,
+            list_query("limit=99999999999999999999999").unwrap().limit,
             Some(usize::MAX)
         );
-        assert_eq!(ListQuery::parse("offset=-0").unwrap().offset, 0);
+        assert_eq!(list_query("offset=-0").unwrap().offset, 0);
     }
 
     #[test]
     fn list_query_reports_every_bad_integer() {
-        let err = ListQuery::parse("offset=-1&limit=abc").unwrap_err();
+        let err = list_query("offset=-1&limit=abc").unwrap_err();
         assert_eq!(
             kinds(&err),
             vec![
@@ -573,7 +468,7 @@ mod tests {
             "Input should be a valid integer, unable to parse string as an integer"
         );
         for bad in ["", "1.5", "1e3", "0x10", "--1"] {
-            let err = ListQuery::parse(&format!("limit={bad}")).unwrap_err();
+            let err = list_query(&format!("limit={bad}")).unwrap_err();
             assert_eq!(err.detail[0].kind, "int_parsing", "limit={bad}");
         }
     }

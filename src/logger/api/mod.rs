@@ -1,0 +1,193 @@
+//! The Event Logger's HTTP API (`openapi/API.md`): the handlers behind the one route table.
+//!
+//! [`Api::handle`] looks the path up in [`routes::ROUTES`]: unknown paths get `404`, known
+//! paths with another method `405` with `Allow`, and both `/x` and `/x/` are answered directly.
+//! Then come authentication (`401`, `/events` routes only), input parsing (`413`, `422`,
+//! [`input`]) and the work on the store and the outbox. This layer never sees the notifier or
+//! AMQP: it hands events to the outbox and reads its status.
+
+pub(crate) mod docs;
+pub(crate) mod errors;
+pub(crate) mod input;
+pub(crate) mod openapi;
+pub(crate) mod routes;
+pub(crate) mod schemas;
+
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use self::errors::{ErrorDetail, ValidationErrors, error, unprocessable};
+use self::routes::Endpoint;
+use self::schemas::{Health, Ping};
+use crate::logger::http::{BodyError, Request, Response};
+use crate::logger::outbox::{HandOffError, Outbox, OutboxStatus};
+use crate::logger::store::Store;
+use crate::shared::env::Secret;
+use crate::shared::event::{Event, EventUpdate, NewEvent, Timestamp};
+
+/// What the handlers share.
+pub(crate) struct Api {
+    store: Store,
+    outbox: Outbox,
+    status: OutboxStatus,
+    api_token: Option<Secret>,
+}
+
+impl Api {
+    pub(crate) fn new(store: Store, outbox: Outbox, api_token: Option<Secret>) -> Api {
+        let status = outbox.status();
+        Api {
+            store,
+            outbox,
+            status,
+            api_token,
+        }
+    }
+
+    /// Answers one request.
+    pub(crate) fn handle(&self, request: &mut Request<'_>) -> Response {
+        // Matched on the percent-decoded path, as Starlette does (`/ev%65nts` is `/events`).
+        let path = percent_encoding::percent_decode_str(&request.path).decode_utf8_lossy();
+        let Some(matched) = routes::match_path(&path) else {
+            return error(404, "Not Found");
+        };
+        let route = matched.route;
+        let Some(endpoint) = route.endpoint(&request.method) else {
+            return error(405, "Method Not Allowed").with_header("Allow", route.allow());
+        };
+        if route.needs_token && !self.authorized(request) {
+            return error(401, "Not authenticated").with_header("WWW-Authenticate", "Bearer");
+        }
+        let param = matched.param;
+        match endpoint {
+            Endpoint::Ping => Response::json(
+                200,
+                &Ping {
+                    now: Timestamp::now(),
+                },
+            ),
+            Endpoint::Health => self.health(),
+            Endpoint::OpenApi => openapi::response(),
+            Endpoint::Docs => docs::response(&param),
+            Endpoint::ListEvents => self.list(request),
+            Endpoint::CreateEvent => self.create(request),
+            Endpoint::GetEvent => self.get(&param),
+            Endpoint::PutEvent | Endpoint::PatchEvent => self.update(&param, request),
+        }
+    }
+
+    fn authorized(&self, request: &Request<'_>) -> bool {
+        let Some(token) = &self.api_token else {
+            return true;
+        };
+        let Some(value) = request.header("Authorization") else {
+            return false;
+        };
+        let Some((scheme, given)) = value.trim().split_once(' ') else {
+            return false;
+        };
+        scheme.eq_ignore_ascii_case("bearer")
+            && bool::from(given.trim().as_bytes().ct_eq(token.expose().as_bytes()))
+    }
+
+    fn health(&self) -> Response {
+        Response::json(
+            200,
+            &Health {
+                status: "ok".into(),
+                broker: self.status.broker().as_str().into(),
+                pending: self.status.pending(),
+                events: self.store.len(),
+            },
+        )
+    }
+
+    fn list(&self, request: &Request<'_>) -> Response {
+        let query = match input::list_query(&request.query) {
+            Ok(query) => query,
+            Err(errors) => return unprocessable(&errors),
+        };
+        let page = self.store.list(&query);
+        Response::json(200, &page.events).with_header("X-Total-Count", page.total.to_string())
+    }
+
+    fn create(&self, request: &mut Request<'_>) -> Response {
+        let body = match read_body(request) {
+            Ok(body) => body,
+            Err(response) => return response,
+        };
+        let new = match NewEvent::parse(&body) {
+            Ok(new) => new,
+            Err(errors) => return unprocessable(&errors),
+        };
+        let stored = self.outbox.reserve().and_then(|slot| {
+            self.store
+                .insert_with(Event::create(new), |event| slot.send(event.clone()))
+        });
+        match stored {
+            Ok(event) => {
+                let location = format!("/events/{}", event.event_id);
+                Response::json(200, &event).with_header("Location", location)
+            }
+            Err(HandOffError::Full) => error(503, "notification queue is full, retry later")
+                .with_header("Retry-After", "1"),
+            Err(HandOffError::Closed) => {
+                error(503, "notification service is shutting down, retry later")
+                    .with_header("Retry-After", "1")
+            }
+        }
+    }
+
+    fn get(&self, id: &str) -> Response {
+        let id = match event_id(id) {
+            Ok(id) => id,
+            Err(detail) => return unprocessable(&ValidationErrors { detail }),
+        };
+        match self.store.get(&id) {
+            Some(event) => Response::json(200, &event),
+            None => error(404, "Event not found"),
+        }
+    }
+
+    fn update(&self, id: &str, request: &mut Request<'_>) -> Response {
+        // FastAPI reports path and body problems together, so both are parsed before either
+        // is answered.
+        let id = event_id(id);
+        let body = match read_body(request) {
+            Ok(body) => body,
+            Err(response) => return response,
+        };
+        let update = EventUpdate::parse(&body);
+        let (id, update) = match (id, update) {
+            (Ok(id), Ok(update)) => (id, update),
+            (id, update) => {
+                let mut detail = id.err().unwrap_or_default();
+                detail.extend(update.err().map(|e| e.detail).unwrap_or_default());
+                return unprocessable(&ValidationErrors { detail });
+            }
+        };
+        match self.store.update(&id, update) {
+            Some(event) => Response::json(200, &event),
+            None => error(404, "Event not found"),
+        }
+    }
+}
+
+/// The `{event_id}` segment (of the already percent-decoded path), parsed.
+fn event_id(segment: &str) -> Result<Uuid, Vec<ErrorDetail>> {
+    input::parse_event_id(segment).map_err(|e| e.detail)
+}
+
+fn read_body(request: &mut Request<'_>) -> Result<Vec<u8>, Response> {
+    request.body().map_err(|e| match e {
+        BodyError::TooLarge => error(413, "Request body too large"),
+        BodyError::Read(e) => {
+            log::debug!("could not read a request body: {e}");
+            Response::json(
+                400,
+                &json!({"detail": format!("could not read the request body: {e}")}),
+            )
+        }
+    })
+}

@@ -1,0 +1,29 @@
+//! The bodies of `GET /ping` and `GET /health`, as the handlers write them and the OpenAPI
+//! document describes them.
+
+use serde::Serialize;
+
+use crate::shared::event::Timestamp;
+
+/// The body of `GET /ping`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct Ping {
+    /// The server's current time, RFC 3339 in UTC with microseconds.
+    pub(crate) now: Timestamp,
+}
+
+/// The body of `GET /health`.
+#[derive(Debug, Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub(crate) struct Health {
+    /// Always `ok` when the server answers.
+    #[schemars(extend("enum" = ["ok"]))]
+    pub(crate) status: String,
+    /// `embedded` (no broker configured), `connected` or `disconnected`.
+    #[schemars(extend("enum" = ["embedded", "connected", "disconnected"]))]
+    pub(crate) broker: String,
+    /// Events accepted but not yet handed on (confirmed by the broker, or printed in embedded
+    /// mode).
+    pub(crate) pending: usize,
+    /// Events stored.
+    pub(crate) events: usize,
+}

@@ -1,0 +1,145 @@
+//! A request as handlers see it and the response they return: the transport's whole
+//! interface to the code above it.
+
+use std::borrow::Cow;
+use std::io::{self, Read};
+use std::time::Instant;
+
+use serde::Serialize;
+
+/// A request as handlers see it.
+pub struct Request<'a> {
+    pub method: String,
+    /// The path, without the query string, not yet percent-decoded.
+    pub path: String,
+    /// The raw query string (after `?`), empty if none.
+    pub query: String,
+    headers: Vec<(String, String)>,
+    body: &'a mut dyn Read,
+    max_body_bytes: usize,
+    /// Reading the body fails after this instant: the socket's read timeout bounds only the
+    /// gap between two reads, so a client trickling its body would otherwise hold a worker.
+    pub(super) body_deadline: Option<Instant>,
+}
+
+/// Why a body could not be read.
+#[derive(Debug)]
+pub enum BodyError {
+    TooLarge,
+    Read(io::Error),
+}
+
+impl<'a> Request<'a> {
+    /// A request built by hand, for tests of the router.
+    pub fn new(
+        method: &str,
+        url: &str,
+        headers: Vec<(String, String)>,
+        body: &'a mut dyn Read,
+        max_body_bytes: usize,
+    ) -> Request<'a> {
+        let (path, query) = url.split_once('?').unwrap_or((url, ""));
+        Request {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            query: query.to_owned(),
+            headers,
+            body,
+            max_body_bytes,
+            body_deadline: None,
+        }
+    }
+
+    /// The first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Reads the whole body, at most `MAX_BODY_BYTES`. A larger declared `Content-Length` is
+    /// refused without reading anything; a chunked body is cut off one byte past the limit.
+    pub fn body(&mut self) -> Result<Vec<u8>, BodyError> {
+        let declared = self
+            .header("Content-Length")
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.max_body_bytes as u64) {
+            return Err(BodyError::TooLarge);
+        }
+        let mut body = Vec::with_capacity(declared.unwrap_or(0) as usize);
+        let mut limited = self.body.take(self.max_body_bytes as u64 + 1);
+        let mut chunk = [0u8; 8 * 1024];
+        loop {
+            match limited.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => body.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(BodyError::Read(e)),
+            }
+            if self.body_deadline.is_some_and(|d| Instant::now() > d) {
+                return Err(BodyError::Read(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the body arrived too slowly (HTTP_IDLE_TIMEOUT_SECS)",
+                )));
+            }
+        }
+        if body.len() > self.max_body_bytes {
+            return Err(BodyError::TooLarge);
+        }
+        Ok(body)
+    }
+}
+
+/// A response: status, JSON (or other) body, extra headers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Cow<'static, [u8]>,
+}
+
+impl Response {
+    pub fn json<T: Serialize + ?Sized>(status: u16, value: &T) -> Response {
+        match serde_json::to_vec(value) {
+            Ok(body) => Response {
+                status,
+                content_type: "application/json",
+                headers: Vec::new(),
+                body: body.into(),
+            },
+            Err(e) => {
+                log::error!("could not serialise a response: {e}");
+                Response::failure(500)
+            }
+        }
+    }
+
+    /// An answer whose body the server fills in with its [`ErrorBody`](super::server::ErrorBody):
+    /// for failures the handler cannot put into words itself.
+    pub fn failure(status: u16) -> Response {
+        Response::raw(status, "application/json", Cow::Borrowed(b""))
+    }
+
+    pub fn raw(status: u16, content_type: &'static str, body: Cow<'static, [u8]>) -> Response {
+        Response {
+            status,
+            content_type,
+            headers: Vec::new(),
+            body,
+        }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}

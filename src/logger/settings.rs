@@ -1,0 +1,193 @@
+//! The Event Logger's settings: its variables table (what `--help` prints) and the typed
+//! values read from the environment once at start.
+
+use std::time::Duration;
+
+use log::LevelFilter;
+
+use crate::shared::amqp::AmqpSettings;
+use crate::shared::env::{
+    self, AMQP_EXCHANGE, AMQP_QUEUE, API_TOKEN, ConfigError, Env, LOG_LEVEL, SHUTDOWN_TIMEOUT,
+    Secret, Var, var,
+};
+
+/// The Event Logger's variables.
+pub const LOGGER_VARS: &[Var] = &[
+    var(
+        "HOST",
+        "127.0.0.1",
+        "address to listen on (the Docker image sets 0.0.0.0)",
+    ),
+    var("PORT", "8000", "TCP port to listen on (0: any free port)"),
+    var(
+        "HTTP_THREADS",
+        "2 x CPUs",
+        "worker threads answering requests",
+    ),
+    var(
+        "MAX_BODY_BYTES",
+        "65536",
+        "largest request body accepted (larger: 413)",
+    ),
+    var(
+        "OUTBOX_CAPACITY",
+        "100000",
+        "events pending hand-off at most (full: 503)",
+    ),
+    var(
+        "HTTP_IDLE_TIMEOUT_SECS",
+        "30",
+        "read/write timeout of a connection; idle keep-alive connections close after it",
+    ),
+    SHUTDOWN_TIMEOUT,
+    var(
+        "AMQP_URL",
+        "unset (embedded mode)",
+        "RabbitMQ URL; unset: no broker, an in-process notifier prints and marks events",
+    ),
+    AMQP_EXCHANGE,
+    AMQP_QUEUE,
+    API_TOKEN,
+    LOG_LEVEL,
+];
+
+/// The Event Logger's settings.
+#[derive(Debug, Clone)]
+pub struct LoggerSettings {
+    pub host: String,
+    pub port: u16,
+    pub http_threads: usize,
+    pub max_body_bytes: usize,
+    pub outbox_capacity: usize,
+    pub idle_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    /// `None`: embedded mode.
+    pub amqp: Option<AmqpSettings>,
+    pub api_token: Option<Secret>,
+    pub log_level: LevelFilter,
+}
+
+impl LoggerSettings {
+    /// What the logs must never show: the broker password and the API token.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut secrets = self.amqp.as_ref().map(|a| a.secrets()).unwrap_or_default();
+        secrets.extend(self.api_token.iter().map(|t| t.expose().to_owned()));
+        secrets
+    }
+
+    pub fn from_env() -> Result<LoggerSettings, ConfigError> {
+        LoggerSettings::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env { lookup };
+        Ok(LoggerSettings {
+            host: env.string("HOST", "127.0.0.1")?,
+            port: env.int("PORT", 8000, 0, 65_535)?,
+            http_threads: env.int("HTTP_THREADS", 2 * env::cpus(), 1, 1024)?,
+            max_body_bytes: env.int("MAX_BODY_BYTES", 65_536, 1, 1 << 30)?,
+            outbox_capacity: env.int("OUTBOX_CAPACITY", 100_000, 1, 100_000_000)?,
+            idle_timeout: env
+                .int("HTTP_IDLE_TIMEOUT_SECS", 30, 1, 86_400)
+                .map(Duration::from_secs)?,
+            shutdown_timeout: env.seconds("SHUTDOWN_TIMEOUT_SECS", 10)?,
+            amqp: env.amqp(None)?,
+            api_token: env.secret("API_TOKEN"),
+            log_level: env.log_level()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shared::env::tests::env;
+
+    #[test]
+    fn logger_defaults_match_the_contract() {
+        let s = LoggerSettings::from_lookup(env(&[])).unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("127.0.0.1", 8000));
+        assert_eq!(s.http_threads, 2 * env::cpus());
+        assert_eq!(s.max_body_bytes, 65_536);
+        assert_eq!(s.outbox_capacity, 100_000);
+        assert_eq!(s.shutdown_timeout, Duration::from_secs(10));
+        assert_eq!(s.idle_timeout, Duration::from_secs(30));
+        assert!(s.amqp.is_none() && s.api_token.is_none());
+        assert_eq!(s.log_level, LevelFilter::Info);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = LoggerSettings::from_lookup(env(&[("PORT", "abc")])).unwrap_err();
+        assert_eq!(err.var, "PORT");
+        assert_eq!(
+            err.to_string(),
+            "invalid PORT=\"abc\": expected a whole number from 0 to 65535"
+        );
+        for (var, value) in [
+            ("PORT", "70000"),
+            ("HTTP_THREADS", "0"),
+            ("MAX_BODY_BYTES", "-1"),
+            ("OUTBOX_CAPACITY", "1.5"),
+            ("SHUTDOWN_TIMEOUT_SECS", "x"),
+            ("LOG_LEVEL", "loud"),
+            ("AMQP_EXCHANGE", "amq.direct"),
+        ] {
+            let err = LoggerSettings::from_lookup(env(&[(var, value), ("AMQP_URL", "amqp://h")]))
+                .unwrap_err();
+            assert_eq!(err.var, var, "{var}={value}");
+        }
+    }
+
+    #[test]
+    fn the_token_is_trimmed_as_the_presented_one_is() {
+        let s = LoggerSettings::from_lookup(env(&[("API_TOKEN", " tok3n\n")])).unwrap();
+        assert_eq!(
+            s.api_token.map(|t| t.expose().to_owned()),
+            Some("tok3n".into())
+        );
+    }
+
+    #[test]
+    fn secrets_are_never_echoed() {
+        let err =
+            LoggerSettings::from_lookup(env(&[("AMQP_URL", "http://u:hunter2@h")])).unwrap_err();
+        assert_eq!(err.var, "AMQP_URL");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let s = LoggerSettings::from_lookup(env(&[
+            ("AMQP_URL", "amqp://u:hun%40ter2@h:5672/%2f"),
+            ("API_TOKEN", "tok3n"),
+        ]))
+        .unwrap();
+        let debug = format!("{s:?}");
+        assert!(
+            !debug.contains("hun") && !debug.contains("tok3n"),
+            "{debug}"
+        );
+        let amqp = s.amqp.unwrap();
+        assert_eq!(amqp.display_url(), "amqp://u:***@h:5672/%2f");
+        assert_eq!(
+            amqp.secrets(),
+            vec!["hun%40ter2".to_owned(), "hun@ter2".to_owned()]
+        );
+    }
+
+    #[test]
+    fn empty_means_unset() {
+        let s = LoggerSettings::from_lookup(env(&[("PORT", ""), ("API_TOKEN", " ")])).unwrap();
+        assert_eq!(s.port, 8000);
+        assert!(s.api_token.is_none());
+    }
+
+    #[test]
+    fn help_lists_every_variable_with_its_default() {
+        let text = env::help("event-logger", "x", LOGGER_VARS);
+        for v in LOGGER_VARS {
+            let row = text
+                .lines()
+                .find(|l| l.trim_start().starts_with(v.name))
+                .unwrap();
+            assert!(row.contains(v.default), "{row}");
+        }
+    }
+}

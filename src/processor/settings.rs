@@ -1,0 +1,127 @@
+//! The Notification Processor's settings: its variables table (what `--help` prints) and the
+//! typed values read from the environment once at start.
+
+use std::time::Duration;
+
+use log::LevelFilter;
+
+use crate::shared::amqp::AmqpSettings;
+use crate::shared::env::{
+    AMQP_EXCHANGE, AMQP_QUEUE, API_TOKEN, ConfigError, Env, LOG_LEVEL, SHUTDOWN_TIMEOUT, Secret,
+    Var, check_url, var,
+};
+
+/// The Notification Processor's variables.
+pub const PROCESSOR_VARS: &[Var] = &[
+    var(
+        "AMQP_URL",
+        "amqp://guest:guest@127.0.0.1:5672/%2f",
+        "RabbitMQ URL (add ?heartbeat=N to tune dead-connection detection)",
+    ),
+    AMQP_EXCHANGE,
+    AMQP_QUEUE,
+    var(
+        "API_URL",
+        "http://127.0.0.1:8000",
+        "base URL of the Event Logger",
+    ),
+    API_TOKEN,
+    var(
+        "PREFETCH",
+        "64",
+        "unacknowledged messages per consumer thread",
+    ),
+    var(
+        "MAX_ATTEMPTS",
+        "5",
+        "tries of the PUT before a message is dead-lettered",
+    ),
+    var(
+        "PROCESSOR_THREADS",
+        "4",
+        "consumer threads (each its own channel), so one slow PUT does not stall the rest",
+    ),
+    SHUTDOWN_TIMEOUT,
+    LOG_LEVEL,
+];
+
+/// The Notification Processor's settings.
+#[derive(Debug, Clone)]
+pub struct ProcessorSettings {
+    pub amqp: AmqpSettings,
+    pub api_url: String,
+    pub api_token: Option<Secret>,
+    pub prefetch: u16,
+    pub max_attempts: u32,
+    pub threads: usize,
+    pub shutdown_timeout: Duration,
+    pub log_level: LevelFilter,
+}
+
+impl ProcessorSettings {
+    /// What the logs must never show: the broker password and the API token.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut secrets = self.amqp.secrets();
+        secrets.extend(self.api_token.iter().map(|t| t.expose().to_owned()));
+        secrets
+    }
+
+    pub fn from_env() -> Result<ProcessorSettings, ConfigError> {
+        ProcessorSettings::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env { lookup };
+        let amqp = env
+            .amqp(Some("amqp://guest:guest@127.0.0.1:5672/%2f"))?
+            .ok_or(ConfigError {
+                var: "AMQP_URL",
+                value: None,
+                problem: "required".into(),
+            })?;
+        let api_url = env.string("API_URL", "http://127.0.0.1:8000")?;
+        check_url(
+            "API_URL",
+            &api_url,
+            "http",
+            "expected http://host:port (https is not supported by this build)",
+            false,
+        )?;
+        Ok(ProcessorSettings {
+            amqp,
+            api_url: api_url.trim_end_matches('/').to_owned(),
+            api_token: env.secret("API_TOKEN"),
+            prefetch: env.int("PREFETCH", 64, 1, 65_535)?,
+            max_attempts: env.int("MAX_ATTEMPTS", 5, 1, 1000)?,
+            threads: env.int("PROCESSOR_THREADS", 4, 1, 256)?,
+            shutdown_timeout: env.seconds("SHUTDOWN_TIMEOUT_SECS", 10)?,
+            log_level: env.log_level()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shared::env::tests::env;
+
+    #[test]
+    fn processor_defaults_match_the_contract() {
+        let s = ProcessorSettings::from_lookup(env(&[])).unwrap();
+        assert_eq!(s.amqp.url.expose(), "amqp://guest:guest@127.0.0.1:5672/%2f");
+        assert_eq!(
+            (s.amqp.exchange.as_str(), s.amqp.queue.as_str()),
+            ("events", "notifications")
+        );
+        assert_eq!(s.api_url, "http://127.0.0.1:8000");
+        assert_eq!((s.prefetch, s.max_attempts, s.threads), (64, 5, 4));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = ProcessorSettings::from_lookup(env(&[("API_URL", "https://x")])).unwrap_err();
+        assert_eq!(err.var, "API_URL");
+        let err = ProcessorSettings::from_lookup(env(&[("PREFETCH", "0")])).unwrap_err();
+        assert_eq!(err.var, "PREFETCH");
+    }
+}

@@ -1,0 +1,10 @@
+//! What both services use: the event and its wire format, the notification line, the AMQP
+//! topology and message format, reading settings from the environment, logging and shutdown.
+//! Nothing here knows either service.
+
+pub mod amqp;
+pub mod env;
+pub mod event;
+pub mod logging;
+pub(crate) mod notification;
+pub mod shutdown;
