@@ -6,12 +6,12 @@
 //! outbox but not the notifier or AMQP; `http` knows neither routes nor events; the store knows
 //! no request parsing.
 
-pub(crate) mod api;
+mod api;
 pub mod healthcheck;
 pub mod http;
 pub mod limits;
-pub(crate) mod notifier;
-pub(crate) mod outbox;
+mod notifier;
+mod outbox;
 pub mod service;
 pub mod settings;
 pub mod store;

@@ -7,7 +7,7 @@
 //! Delivery is at least once: a message redelivered after a crash is printed again.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -123,22 +123,15 @@ impl Processor {
             .map(|_| connection.open_channel(None))
             .collect::<Result<Vec<_>, _>>()
             .map_err(connect)?;
-        log::info!(
-            "connected to RabbitMQ at {}; consuming {} with {} threads, prefetch {} each, API {}",
-            self.settings.amqp.display_url(),
-            self.settings.amqp.queue,
-            self.settings.threads,
-            self.settings.prefetch,
-            redact_url(&self.settings.api_url)
-        );
         let stop = AtomicBool::new(false);
+        let attached = AtomicUsize::new(0);
         let result = std::thread::scope(|scope| {
             let workers: Vec<_> = channels
                 .into_iter()
                 .map(|channel| {
-                    let stop = &stop;
+                    let (stop, attached) = (&stop, &attached);
                     scope.spawn(move || {
-                        let result = self.consume(channel, stop);
+                        let result = self.consume(channel, stop, attached);
                         stop.store(true, Ordering::Release);
                         result
                     })
@@ -166,7 +159,25 @@ impl Processor {
         }
     }
 
-    fn consume(&self, channel: Channel, stop: &AtomicBool) -> Result<(), ConsumeError> {
+    /// Logged once every consumer is attached to the queue: the line tests and operators
+    /// take as "ready".
+    fn log_consuming(&self) {
+        log::info!(
+            "connected to RabbitMQ at {}; consuming {} with {} threads, prefetch {} each, API {}",
+            self.settings.amqp.display_url(),
+            self.settings.amqp.queue,
+            self.settings.threads,
+            self.settings.prefetch,
+            redact_url(&self.settings.api_url)
+        );
+    }
+
+    fn consume(
+        &self,
+        channel: Channel,
+        stop: &AtomicBool,
+        attached: &AtomicUsize,
+    ) -> Result<(), ConsumeError> {
         channel
             .qos(0, self.settings.prefetch, false)
             .map_err(|e| ConsumeError::Amqp(Box::new(e)))?;
@@ -176,6 +187,9 @@ impl Processor {
                 ConsumerOptions::default(),
             )
             .map_err(|e| ConsumeError::Amqp(Box::new(e)))?;
+        if attached.fetch_add(1, Ordering::AcqRel) + 1 == self.settings.threads {
+            self.log_consuming();
+        }
         loop {
             if self.shutdown.is_triggered() || stop.load(Ordering::Acquire) {
                 // Prefetched, unhandled messages go back to the queue when the channel closes;
