@@ -12,7 +12,19 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use event_notification::config::{LOGGER_VARS, PROCESSOR_VARS, Var};
+use libtest_mimic::Trial;
 use serde_json::Value;
+
+pub fn tests() -> Vec<Trial> {
+    crate::trials![
+        each_service_sets_exactly_the_variables_its_binary_reads,
+        the_services_are_wired_to_each_other,
+        services_start_in_order_once_healthy_and_the_processor_scales,
+        stop_grace_periods_outlast_the_shutdown_timeouts,
+        every_setting_taken_from_the_environment_is_documented,
+        the_dockerfile_builds_and_runs_as_the_issue_says,
+    ]
+}
 
 fn read(file: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
@@ -48,7 +60,6 @@ fn seconds(text: &str) -> u64 {
         .unwrap_or_else(|| panic!("{text:?}: write durations as whole seconds, `20s`"))
 }
 
-#[test]
 fn each_service_sets_exactly_the_variables_its_binary_reads() {
     let file = compose();
     for (service, vars) in [
@@ -68,7 +79,6 @@ fn each_service_sets_exactly_the_variables_its_binary_reads() {
     }
 }
 
-#[test]
 fn the_services_are_wired_to_each_other() {
     let file = compose();
     let services: BTreeSet<&str> = file["services"]
@@ -114,7 +124,6 @@ fn the_services_are_wired_to_each_other() {
     }
 }
 
-#[test]
 fn services_start_in_order_once_healthy_and_the_processor_scales() {
     let file = compose();
     let image = text(&file, "rabbitmq", &["image"]);
@@ -163,7 +172,6 @@ fn services_start_in_order_once_healthy_and_the_processor_scales() {
     assert_eq!(restart, "unless-stopped");
 }
 
-#[test]
 fn stop_grace_periods_outlast_the_shutdown_timeouts() {
     let file = compose();
     for service in ["event-logger", "notification-processor"] {
@@ -188,7 +196,6 @@ fn all_strings<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
     }
 }
 
-#[test]
 fn every_setting_taken_from_the_environment_is_documented() {
     let readme = read("README.md");
     let section = readme
@@ -211,7 +218,6 @@ fn every_setting_taken_from_the_environment_is_documented() {
     }
 }
 
-#[test]
 fn the_dockerfile_builds_and_runs_as_the_issue_says() {
     let dockerfile = read("Dockerfile");
     let lines: Vec<&str> = dockerfile
