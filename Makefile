@@ -127,7 +127,7 @@ bench: ## Run the benchmarks (bash bench/run.sh)
 	@bash bench/run.sh
 
 openapi: ## Regenerate the committed OpenAPI document from the code
-	@UPDATE_OPENAPI=1 cargo test --test openapi
+	@UPDATE_OPENAPI=1 cargo test --test logger openapi::committed
 
 fmt: ## Format the code
 	@cargo fmt

@@ -12,11 +12,13 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use amiquip::{Connection, Publish, QueueDeleteOptions};
-use event_notification::shared::amqp;
-use event_notification::shared::amqp::AmqpSettings;
-use event_notification::shared::env::Secret;
+use event_notification::shared::amqp::{self, AmqpSettings};
+use event_notification::shared::env::{Secret, redact_url};
+
+use super::wait::wait_until;
 
 const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
@@ -41,10 +43,7 @@ pub fn broker(test: &str) -> Option<Broker> {
         Err(e) => {
             let required = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
                 || std::env::var("REQUIRE_BROKER").is_ok_and(|v| v == "1");
-            let why = format!(
-                "RabbitMQ at {} is not reachable ({e})",
-                event_notification::shared::env::redact_url(&text)
-            );
+            let why = format!("RabbitMQ at {} is not reachable ({e})", redact_url(&text));
             if required {
                 panic!(
                     "{why}; CI=true or REQUIRE_BROKER=1 require it (start it: rabbitmq-server -detached)"
@@ -115,7 +114,8 @@ impl Topology {
         format!("{}.dead", self.queue)
     }
 
-    fn settings(&self, url: &str) -> AmqpSettings {
+    /// The settings that point an in-process logger at this topology through `url`.
+    pub fn settings(&self, url: &str) -> AmqpSettings {
         AmqpSettings {
             url: Secret::new(url),
             exchange: self.exchange.clone(),
@@ -149,6 +149,34 @@ impl Topology {
         count
     }
 
+    /// Consumers attached to the topology's queue, as the broker counts them.
+    pub fn consumers(&self) -> u32 {
+        let mut connection = self.connect();
+        let channel = connection.open_channel(None).expect("channel");
+        let count = channel
+            .queue_declare_passive(self.queue.as_str())
+            .expect("queue exists")
+            .declared_consumer_count()
+            .expect("passive declare gives a count");
+        let _ = connection.close();
+        count
+    }
+
+    /// Waits until the broker counts `count` consumers on the topology's queue (the signal that
+    /// processors are attached: messages published from now on reach them).
+    pub fn await_consumers(&self, count: u32, within: Duration) {
+        let mut last = self.consumers();
+        let reached = wait_until(within, || {
+            last = self.consumers();
+            last == count
+        });
+        assert!(
+            reached,
+            "{last} consumers on {} after {within:?}, expected {count}",
+            self.queue
+        );
+    }
+
     /// Takes every ready message out of `queue` and returns their bodies, in queue order.
     pub fn take_all(&self, queue: &str) -> Vec<Vec<u8>> {
         let mut connection = self.connect();
@@ -159,6 +187,18 @@ impl Topology {
         }
         let _ = connection.close();
         bodies
+    }
+
+    /// Takes every ready message out of `queue` and returns their events' ids, in queue order
+    /// (each message must be an Event).
+    pub fn take_ids(&self, queue: &str) -> Vec<String> {
+        self.take_all(queue)
+            .iter()
+            .map(|body| {
+                let event: serde_json::Value = serde_json::from_slice(body).expect("Event JSON");
+                event["event_id"].as_str().expect("id").to_owned()
+            })
+            .collect()
     }
 
     /// Publishes `body` as it is, as the logger would route an event.

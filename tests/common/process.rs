@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use event_notification::logger::LOGGER_VARS;
 use event_notification::processor::PROCESSOR_VARS;
 
-use super::{SharedBuf, wait_until};
+use super::output::SharedBuf;
+use super::wait::wait_until;
 
 /// No variables beyond the defaults, for [`Service::start`] and [`Service::logger`].
 pub const NO_ENV: &[(&str, &str)] = &[];

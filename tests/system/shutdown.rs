@@ -3,36 +3,27 @@
 //! the processor mid-stream leaves every message either printed, marked and acked once, or
 //! back in the queue unprinted. Skipped without RabbitMQ unless `CI=true`.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::broker::{Broker, Topology, broker};
-use common::process::Service;
-use common::{spawn_app_with, wait_until};
-use event_notification::shared::amqp::AmqpSettings;
-use event_notification::shared::env::Secret;
-
-fn amqp_env(broker: &Broker, topology: &Topology) -> Vec<(&'static str, String)> {
-    let mut env = topology.env(&broker.url());
-    env.extend([
-        ("SHUTDOWN_TIMEOUT_SECS", "10".to_owned()),
-        ("LOG_LEVEL", "info".to_owned()),
-    ]);
-    env
-}
+use crate::common::app::spawn_app_with;
+use crate::common::broker::broker;
+use crate::common::event::new_event;
+use crate::common::http::client;
+use crate::common::process::Service;
+use crate::common::services::{Logger, notified, processor_consuming};
+use crate::common::wait::wait_until;
 
 /// POSTs events until `stop`, returning the ids of those answered `200`.
-fn hammer(base: String, stop: Arc<AtomicBool>, client: usize) -> Vec<String> {
-    let agent = common::client();
+fn hammer(base: String, stop: Arc<AtomicBool>, id: usize) -> Vec<String> {
+    let agent = client();
     let mut accepted = Vec::new();
     let mut n = 0;
     while !stop.load(Ordering::Acquire) {
         n += 1;
-        let body = serde_json::json!({"user_id": format!("c{client}"), "description": format!("load {n}")});
+        let body = new_event(&format!("c{id}"), &format!("load {n}"));
         match agent.post(&format!("{base}/events")).send_json(&body) {
             Ok(mut response) if response.status() == 200 => {
                 let event: serde_json::Value = response.body_mut().read_json().expect("event JSON");
@@ -52,11 +43,17 @@ fn logger_sigterm_under_load_loses_no_accepted_event() {
         return;
     };
     let topology = broker.topology("shutdown-logger");
-    let mut env = amqp_env(&broker, &topology);
-    env.extend([("PORT", "0".to_owned()), ("HTTP_THREADS", "4".to_owned())]);
-    let mut logger = Service::start("event-logger", &[], &env);
-    let base = format!("http://{}", logger.listening_addr(Duration::from_secs(20)));
-    logger.wait_for_stderr("connected to RabbitMQ", Duration::from_secs(20));
+    let mut logger = Logger::start(
+        &topology,
+        &broker.url(),
+        &[
+            ("SHUTDOWN_TIMEOUT_SECS", "10"),
+            ("LOG_LEVEL", "info"),
+            ("HTTP_THREADS", "4"),
+        ],
+    );
+    logger.await_connected(Duration::from_secs(20));
+    let base = logger.client.url("");
 
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..8)
@@ -65,28 +62,22 @@ fn logger_sigterm_under_load_loses_no_accepted_event() {
             std::thread::spawn(move || hammer(base, stop, i))
         })
         .collect();
+    // Load for a while (not a readiness wait): SIGTERM must land mid-stream.
     std::thread::sleep(Duration::from_millis(1500));
-    let status = logger.terminate(Duration::from_secs(30));
+    let status = logger.service.terminate(Duration::from_secs(30));
     stop.store(true, Ordering::Release);
     let accepted: Vec<String> = clients
         .into_iter()
         .flat_map(|c| c.join().expect("client"))
         .collect();
-    let stderr = logger.stderr.text();
+    let stderr = logger.service.stderr.text();
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(
         stderr.contains("every accepted event was confirmed by RabbitMQ"),
         "{stderr}"
     );
 
-    let queued: Vec<String> = topology
-        .take_all(&topology.queue)
-        .iter()
-        .map(|body| {
-            let event: serde_json::Value = serde_json::from_slice(body).expect("an Event");
-            event["event_id"].as_str().expect("id").to_owned()
-        })
-        .collect();
+    let queued = topology.take_ids(&topology.queue);
     let in_queue: HashSet<&str> = queued.iter().map(String::as_str).collect();
     let lost: Vec<&String> = accepted
         .iter()
@@ -107,16 +98,6 @@ fn logger_sigterm_under_load_loses_no_accepted_event() {
     );
 }
 
-/// The event ids in the notification lines of `stdout`.
-fn printed_ids(stdout: &str) -> Vec<String> {
-    stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("Event "))
-        .filter_map(|l| l.split_whitespace().next())
-        .map(str::to_owned)
-        .collect()
-}
-
 #[test]
 fn processor_sigterm_mid_stream_acks_every_message_once() {
     let Some(broker) = broker("processor_sigterm_mid_stream_acks_every_message_once") else {
@@ -125,13 +106,7 @@ fn processor_sigterm_mid_stream_acks_every_message_once() {
     let topology = broker.topology("shutdown-processor");
     let count = || topology.ready(&topology.queue);
     let total = 2000;
-    let app = spawn_app_with(|s| {
-        s.amqp = Some(AmqpSettings {
-            url: Secret::new(broker.url()),
-            exchange: topology.exchange.clone(),
-            queue: topology.queue.clone(),
-        })
-    });
+    let app = spawn_app_with(|s| s.amqp = Some(topology.settings(&broker.url())));
     for i in 0..total {
         app.create(&format!("u{}", i % 7), &format!("event {i}"));
     }
@@ -141,14 +116,16 @@ fn processor_sigterm_mid_stream_acks_every_message_once() {
         count()
     );
 
-    let mut env = amqp_env(&broker, &topology);
+    let mut env = topology.env(&broker.url());
     env.extend([
+        ("SHUTDOWN_TIMEOUT_SECS", "10".to_owned()),
+        ("LOG_LEVEL", "info".to_owned()),
         ("API_URL", format!("http://{}", app.addr)),
         ("PREFETCH", "16".to_owned()),
         ("PROCESSOR_THREADS", "2".to_owned()),
     ]);
     let run = |stop_after: Option<usize>| -> Vec<String> {
-        let mut processor = Service::start("notification-processor", &[], &env);
+        let mut processor = processor_consuming(&topology, &env);
         let enough = |p: &Service| match stop_after {
             Some(n) => p.stdout.text().lines().count() >= n,
             None => {
@@ -164,7 +141,7 @@ fn processor_sigterm_mid_stream_acks_every_message_once() {
         );
         let status = processor.terminate(Duration::from_secs(30));
         assert_eq!(status.code(), Some(0), "{}", processor.stderr.text());
-        printed_ids(&processor.stdout.text())
+        notified(&processor.stdout.text())
     };
 
     let first = run(Some(300));

@@ -10,59 +10,126 @@
 //! a header expected as `"$absent"` must be missing. `{var}` in paths, bodies and expectations
 //! is replaced by values saved from earlier responses of the same file. `"eventually": true`
 //! retries a case until it passes (at most 5 s).
+//!
+//! Each case is a test of its own, named `fixtures::<file stem>::<case name>` (so a failure names
+//! its case, and `cargo test --test logger -- 'fixtures::auth::wrong token'` runs one). A file's
+//! cases depend on each other (saved values), so the first of them to run runs the whole file,
+//! in order, on one server; every case then reports its own result from that run.
 
-mod common;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
-use std::collections::HashMap;
-use std::path::Path;
-
+use event_notification::shared::env::Secret;
+use libtest_mimic::{Failed, Trial};
 use serde_json::Value;
 
-#[test]
-fn every_fixture_case_passes() {
+use crate::common::app::{TestApp, spawn_app_with};
+
+/// One test per case of every `fixtures/*.json`; one failing test for a file that cannot be
+/// read, a case without a unique name, or no fixture at all.
+pub fn cases() -> Vec<Trial> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("fixtures/ exists")
         .map(|e| e.expect("readable entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
-    assert!(!files.is_empty(), "no fixtures in {}", dir.display());
-    let mut failures = Vec::new();
-    let mut count = 0;
-    for file in &files {
-        let text = std::fs::read_to_string(file).expect("readable fixture");
-        let fixture: Value = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{}: invalid JSON: {e}", file.display()));
-        count += run_file(file, &fixture, &mut failures);
+    if files.is_empty() {
+        let why = format!("no fixtures in {}", dir.display());
+        return vec![Trial::test("fixtures", move || Err(why.into()))];
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {count} fixture cases failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
-    eprintln!("{count} fixture cases in {} files passed", files.len());
+    let mut trials = Vec::new();
+    for file in &files {
+        let stem = file.file_stem().unwrap_or_default().to_string_lossy();
+        let fixture = match load(file) {
+            Ok(fixture) => fixture,
+            Err(why) => {
+                trials.push(Trial::test(format!("fixtures::{stem}"), move || {
+                    Err(why.into())
+                }));
+                continue;
+            }
+        };
+        let names: Vec<Option<String>> = fixture["cases"]
+            .as_array()
+            .map(|cases| {
+                cases
+                    .iter()
+                    .map(|c| c["name"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let run = Arc::new(FileRun {
+            fixture,
+            results: OnceLock::new(),
+        });
+        let mut seen = HashSet::new();
+        for (i, name) in names.into_iter().enumerate() {
+            let (name, problem) = match name {
+                Some(name) if seen.insert(name.clone()) => (name, None),
+                Some(name) => (
+                    format!("{name} (case {})", i + 1),
+                    Some(format!("case {} repeats the name {name:?}", i + 1)),
+                ),
+                None => (
+                    format!("case {}", i + 1),
+                    Some(format!("case {} has no name", i + 1)),
+                ),
+            };
+            let run = run.clone();
+            trials.push(Trial::test(
+                format!("fixtures::{stem}::{name}"),
+                move || match problem {
+                    Some(why) => Err(why.into()),
+                    None => run.result(i),
+                },
+            ));
+        }
+    }
+    trials
 }
 
-fn run_file(file: &Path, fixture: &Value, failures: &mut Vec<String>) -> usize {
-    let name = file.file_name().unwrap_or_default().to_string_lossy();
+fn load(file: &Path) -> Result<Value, String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("{}: cannot read: {e}", file.display()))?;
+    let fixture: Value = serde_json::from_str(&text)
+        .map_err(|e| format!("{}: invalid JSON: {e}", file.display()))?;
+    if !fixture["cases"].is_array() {
+        return Err(format!("{}: cases is not an array", file.display()));
+    }
+    Ok(fixture)
+}
+
+/// A fixture file and, once one of its cases ran, the results of all of them.
+struct FileRun {
+    fixture: Value,
+    results: OnceLock<Vec<Result<(), String>>>,
+}
+
+impl FileRun {
+    fn result(&self, case: usize) -> Result<(), Failed> {
+        let results = self.results.get_or_init(|| run_file(&self.fixture));
+        results[case].clone().map_err(Failed::from)
+    }
+}
+
+/// Runs every case of `fixture` in order on a fresh server; one result per case.
+fn run_file(fixture: &Value) -> Vec<Result<(), String>> {
     let token = fixture["settings"]["api_token"].as_str().map(str::to_owned);
-    let app = common::spawn_app_with(|s| {
-        s.api_token = token.map(event_notification::shared::env::Secret::new);
+    let app = spawn_app_with(|s| {
+        s.api_token = token.map(Secret::new);
         if let Some(n) = fixture["settings"]["max_body_bytes"].as_u64() {
             s.max_body_bytes = n as usize;
         }
     });
     let mut vars: HashMap<String, String> = HashMap::new();
-    let cases = fixture["cases"].as_array().expect("cases is an array");
-    for case in cases {
-        let label = format!("{name} / {}", case["name"].as_str().unwrap_or("<unnamed>"));
-        if let Err(why) = run_case(&app, case, &mut vars) {
-            failures.push(format!("- {label}: {why}"));
-        }
-    }
-    cases.len()
+    let cases = fixture["cases"].as_array().expect("checked by load");
+    cases
+        .iter()
+        .map(|case| run_case(&app, case, &mut vars))
+        .collect()
 }
 
 fn substitute(text: &str, vars: &HashMap<String, String>) -> String {
@@ -88,11 +155,7 @@ fn substitute_json(value: &Value, vars: &HashMap<String, String>) -> Value {
 
 /// Runs a case; with `"eventually": true` it is retried for up to 5 s until it passes (for
 /// effects of the notifier thread, which runs after the response).
-fn run_case(
-    app: &common::TestApp,
-    case: &Value,
-    vars: &mut HashMap<String, String>,
-) -> Result<(), String> {
+fn run_case(app: &TestApp, case: &Value, vars: &mut HashMap<String, String>) -> Result<(), String> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         let result = try_case(app, case, vars);
@@ -106,11 +169,7 @@ fn run_case(
     }
 }
 
-fn try_case(
-    app: &common::TestApp,
-    case: &Value,
-    vars: &mut HashMap<String, String>,
-) -> Result<(), String> {
+fn try_case(app: &TestApp, case: &Value, vars: &mut HashMap<String, String>) -> Result<(), String> {
     let method = case["method"].as_str().ok_or("case has no method")?;
     let path = substitute(case["path"].as_str().ok_or("case has no path")?, vars);
     let body: Option<Vec<u8>> = if let Some(raw) = case.get("raw_body") {

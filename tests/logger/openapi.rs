@@ -1,17 +1,28 @@
 //! The OpenAPI document and the docs page, checked against the code and a live server.
 //!
 //! Owns: the committed `openapi/openapi.json` being exactly what `src/openapi.rs` generates
-//! (refresh it with `UPDATE_OPENAPI=1 cargo test --test openapi`), `GET /openapi.json` serving
-//! those same bytes, the document's paths and methods matching what the router answers, and
-//! `/docs`, `/docs/` and the Swagger UI assets being served by our own server with the right
-//! content types. Schema conformance of real responses is checked by schemathesis
-//! (`.ci/openapi.sh`), not here.
-
-mod common;
+//! (refresh it with `UPDATE_OPENAPI=1 cargo test --test logger openapi::committed`),
+//! `GET /openapi.json` serving those same bytes, the document's paths and methods matching what
+//! the router answers, and `/docs`, `/docs/` and the Swagger UI assets being served by our own
+//! server with the right content types. Schema conformance of real responses is checked by
+//! schemathesis (`.ci/openapi.sh`), not here.
 
 use std::path::PathBuf;
 
+use libtest_mimic::Trial;
 use serde_json::{Value, json};
+
+use crate::common::app::spawn_app;
+
+pub fn tests() -> Vec<Trial> {
+    crate::trials![
+        committed_document_is_what_the_code_generates,
+        document_declares_every_status_and_header_of_the_contract,
+        live_server_serves_the_committed_document,
+        document_paths_and_methods_are_what_the_router_answers,
+        docs_page_and_assets_are_served_with_their_content_types,
+    ]
+}
 
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 
@@ -23,13 +34,12 @@ fn committed() -> String {
     let path = committed_path();
     std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "cannot read {}: {e}\nCreate it with: UPDATE_OPENAPI=1 cargo test --test openapi",
+            "cannot read {}: {e}\nCreate it with: UPDATE_OPENAPI=1 cargo test --test logger openapi::committed",
             path.display()
         )
     })
 }
 
-#[test]
 fn committed_document_is_what_the_code_generates() {
     let generated = event_notification::logger::openapi_document();
     let path = committed_path();
@@ -59,7 +69,7 @@ fn committed_document_is_what_the_code_generates() {
             });
         panic!(
             "openapi/openapi.json is out of date with the code ({first_difference}).\n\
-             Refresh it with: UPDATE_OPENAPI=1 cargo test --test openapi   (or: make openapi)\n\
+             Refresh it with: UPDATE_OPENAPI=1 cargo test --test logger openapi::committed   (or: make openapi)\n\
              and commit the result."
         );
     }
@@ -67,7 +77,6 @@ fn committed_document_is_what_the_code_generates() {
 
 /// The statuses and headers of `API.md`, operation by operation: a response dropped from the
 /// document (or a contract change not carried into it) fails here.
-#[test]
 fn document_declares_every_status_and_header_of_the_contract() {
     let document: Value = serde_json::from_str(&committed()).expect("openapi/openapi.json is JSON");
     assert_eq!(document["openapi"], "3.1.0");
@@ -170,9 +179,8 @@ fn document_declares_every_status_and_header_of_the_contract() {
     assert_eq!(not_allowed["headers"]["Allow"]["required"], json!(true));
 }
 
-#[test]
 fn live_server_serves_the_committed_document() {
-    let app = common::spawn_app();
+    let app = spawn_app();
     for path in ["/openapi.json", "/openapi.json/"] {
         let r = app.get(path);
         assert_eq!(r.status, 200, "{path}");
@@ -186,9 +194,8 @@ fn live_server_serves_the_committed_document() {
 
 /// Every path and method of the document is answered by the router (not `404`/`405`), and
 /// every other method gets `405` with an `Allow` header naming exactly the documented ones.
-#[test]
 fn document_paths_and_methods_are_what_the_router_answers() {
-    let app = common::spawn_app();
+    let app = spawn_app();
     let event = app.create("u-openapi", "documented");
     let id = event["event_id"].as_str().expect("event_id").to_owned();
     let document: Value = serde_json::from_str(&committed()).expect("JSON");
@@ -241,9 +248,8 @@ fn document_paths_and_methods_are_what_the_router_answers() {
     }
 }
 
-#[test]
 fn docs_page_and_assets_are_served_with_their_content_types() {
-    let app = common::spawn_app();
+    let app = spawn_app();
     let page = app.get("/docs");
     assert_eq!(page.status, 200);
     assert_eq!(

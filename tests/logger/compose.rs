@@ -14,7 +14,19 @@ use std::path::Path;
 use event_notification::logger::LOGGER_VARS;
 use event_notification::processor::PROCESSOR_VARS;
 use event_notification::shared::env::Var;
+use libtest_mimic::Trial;
 use serde_json::Value;
+
+pub fn tests() -> Vec<Trial> {
+    crate::trials![
+        each_service_sets_exactly_the_variables_its_binary_reads,
+        the_services_are_wired_to_each_other,
+        services_start_in_order_once_healthy_and_the_processor_scales,
+        stop_grace_periods_outlast_the_shutdown_timeouts,
+        every_setting_taken_from_the_environment_is_documented,
+        the_dockerfile_builds_and_runs_as_the_issue_says,
+    ]
+}
 
 fn read(file: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
@@ -50,7 +62,6 @@ fn seconds(text: &str) -> u64 {
         .unwrap_or_else(|| panic!("{text:?}: write durations as whole seconds, `20s`"))
 }
 
-#[test]
 fn each_service_sets_exactly_the_variables_its_binary_reads() {
     let file = compose();
     for (service, vars) in [
@@ -70,7 +81,6 @@ fn each_service_sets_exactly_the_variables_its_binary_reads() {
     }
 }
 
-#[test]
 fn the_services_are_wired_to_each_other() {
     let file = compose();
     let services: BTreeSet<&str> = file["services"]
@@ -116,7 +126,6 @@ fn the_services_are_wired_to_each_other() {
     }
 }
 
-#[test]
 fn services_start_in_order_once_healthy_and_the_processor_scales() {
     let file = compose();
     let image = text(&file, "rabbitmq", &["image"]);
@@ -165,7 +174,6 @@ fn services_start_in_order_once_healthy_and_the_processor_scales() {
     assert_eq!(restart, "unless-stopped");
 }
 
-#[test]
 fn stop_grace_periods_outlast_the_shutdown_timeouts() {
     let file = compose();
     for service in ["event-logger", "notification-processor"] {
@@ -190,7 +198,6 @@ fn all_strings<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
     }
 }
 
-#[test]
 fn every_setting_taken_from_the_environment_is_documented() {
     let readme = read("README.md");
     let section = readme
@@ -213,7 +220,6 @@ fn every_setting_taken_from_the_environment_is_documented() {
     }
 }
 
-#[test]
 fn the_dockerfile_builds_and_runs_as_the_issue_says() {
     let dockerfile = read("Dockerfile");
     let lines: Vec<&str> = dockerfile

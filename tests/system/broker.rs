@@ -4,147 +4,19 @@
 //!
 //! Each test has its own exchange and queues (deleted at the end), so the tests run in parallel
 //! and leave nothing behind. Without a reachable broker they print why and pass, except under
-//! `CI=true` or `REQUIRE_BROKER=1`, where they fail (see `common::broker`).
-
-mod common;
+//! `CI=true` or `REQUIRE_BROKER=1`, where they fail (see `tests/common/broker.rs`).
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::broker::{Proxy, Topology, broker};
-use common::process::Service;
-use common::{TestResponse, wait_until};
 use serde_json::{Value, json};
 
-/// The logger binary in AMQP mode and an HTTP client for it.
-struct Logger {
-    service: Service,
-    client: common::Client,
-}
-
-impl Logger {
-    fn start(topology: &Topology, amqp_url: &str, extra: &[(&str, &str)]) -> Logger {
-        let mut env: Vec<(&str, String)> = topology.env(amqp_url);
-        env.push(("SHUTDOWN_TIMEOUT_SECS", "5".into()));
-        env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
-        let (service, addr) = Service::logger(&env);
-        Logger {
-            service,
-            client: common::Client::new(addr),
-        }
-    }
-
-    fn request(&self, method: &str, path: &str, body: Option<&Value>) -> TestResponse {
-        let body = body.map(|b| b.to_string().into_bytes());
-        self.client.request(method, path, &[], body.as_deref())
-    }
-
-    /// Creates an event; its id when the answer is `200`.
-    fn post(&self, user: &str, description: &str) -> Result<String, TestResponse> {
-        let r = self.request(
-            "POST",
-            "/events",
-            Some(&json!({"user_id": user, "description": description})),
-        );
-        if r.status == 200 {
-            Ok(r.json()["event_id"].as_str().expect("id").to_owned())
-        } else {
-            Err(r)
-        }
-    }
-
-    fn health(&self) -> Value {
-        self.request("GET", "/health", None).json()
-    }
-
-    fn events(&self) -> Vec<Value> {
-        let r = self.request("GET", "/events", None);
-        assert_eq!(r.status, 200);
-        r.json().as_array().expect("array").clone()
-    }
-
-    fn processed(&self) -> usize {
-        let r = self.request("GET", "/events?status=Processed&limit=0", None);
-        r.header("X-Total-Count")
-            .and_then(|n| n.parse().ok())
-            .expect("X-Total-Count")
-    }
-
-    /// Waits until `count` events are `Processed`.
-    fn await_processed(&self, count: usize, within: Duration) {
-        let ok = wait_until(within, || self.processed() >= count);
-        assert!(
-            ok,
-            "only {} of {count} events Processed after {within:?}; logger stderr tail:\n{}",
-            self.processed(),
-            tail(&self.service.stderr.text())
-        );
-    }
-
-    fn addr(&self) -> SocketAddr {
-        self.client.addr
-    }
-
-    /// SIGTERM; asserts a clean exit.
-    fn stop(mut self) -> Service {
-        let status = self.service.terminate(Duration::from_secs(15));
-        assert_eq!(
-            status.code(),
-            Some(0),
-            "logger: {}",
-            self.service.stderr.text()
-        );
-        self.service
-    }
-}
-
-fn start_processor(
-    topology: &Topology,
-    amqp_url: &str,
-    api: SocketAddr,
-    extra: &[(&str, &str)],
-) -> Service {
-    let mut env: Vec<(&str, String)> = topology.env(amqp_url);
-    env.push(("API_URL", format!("http://{api}")));
-    env.push(("SHUTDOWN_TIMEOUT_SECS", "5".into()));
-    env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
-    let processor = Service::start("notification-processor", &[], &env);
-    // Consuming before the test goes on, so that an outage it stages hits a running session.
-    processor.wait_for_stderr("connected to RabbitMQ", Duration::from_secs(30));
-    processor
-}
-
-fn stop_processor(mut processor: Service) -> Service {
-    let status = processor.terminate(Duration::from_secs(15));
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "processor: {}",
-        processor.stderr.text()
-    );
-    processor
-}
-
-fn tail(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
-}
-
-/// Event ids of the notification lines in `stdout`; every line must be one.
-fn notified(stdout: &str) -> Vec<String> {
-    stdout
-        .lines()
-        .map(|line| {
-            let rest = line
-                .strip_prefix("Event ")
-                .unwrap_or_else(|| panic!("not a notification line: {line:?}"));
-            rest.split(' ').next().expect("id").to_owned()
-        })
-        .collect()
-}
+use crate::common::broker::{Proxy, broker};
+use crate::common::event::new_event;
+use crate::common::services::{Logger, notified, start_processor, stop_processor};
+use crate::common::wait::wait_until;
 
 /// Asserts that the store holds exactly `accepted` (each once) and all are `Processed`.
 fn assert_store_is_exactly(logger: &Logger, accepted: &[String]) {
@@ -265,7 +137,9 @@ fn end_to_end_every_event_is_notified_once_and_processed() {
     assert_eq!(topology.ready(&topology.dead_queue()), 0);
 }
 
-/// Cuts the proxy for `outage` after `before`, then restores it.
+/// Cuts the proxy for `outage` after `before`, then restores it and lets `before` pass again:
+/// the sleeps stage the outage in time (traffic before, during and after it); they wait for no
+/// readiness.
 fn outage(proxy: &Proxy, before: Duration, outage: Duration) {
     std::thread::sleep(before);
     proxy.cut();
@@ -282,12 +156,11 @@ fn the_logger_loses_nothing_when_its_broker_connection_is_cut() {
     let topology = broker.topology("logger-outage");
     let proxy = Proxy::start(broker.addr(), true);
     let logger = Logger::start(&topology, &broker.url_via(proxy.addr), &[]);
-    logger
-        .service
-        .wait_for_stderr("connected to RabbitMQ", Duration::from_secs(30));
+    logger.await_connected(Duration::from_secs(30));
     let processor = start_processor(&topology, &broker.url(), logger.addr(), &[]);
 
     let mut seen_disconnected = false;
+    // The sleeps stage the outage (posting before, during and after it), as in `outage`.
     let accepted = while_posting(&logger, || {
         std::thread::sleep(Duration::from_secs(1));
         proxy.cut();
@@ -404,14 +277,7 @@ fn a_full_outbox_answers_503_and_stores_nothing_then_drains() {
         || logger.health()["pending"] == 0
     ));
     assert_eq!(topology.ready(&topology.queue), 5);
-    let queued: Vec<String> = topology
-        .take_all(&topology.queue)
-        .iter()
-        .map(|body| {
-            let event: Value = serde_json::from_slice(body).expect("Event JSON");
-            event["event_id"].as_str().expect("id").to_owned()
-        })
-        .collect();
+    let queued = topology.take_ids(&topology.queue);
     assert_eq!(queued, accepted, "published once each, in order");
     assert!(logger.post("u", "room again").is_ok());
     logger.stop();
@@ -433,6 +299,8 @@ fn a_processor_killed_mid_stream_and_restarted_leaves_nothing_behind() {
     assert!(wait_until(Duration::from_secs(30), || logger.processed() >= 30));
     first.signal("KILL");
     drop(first);
+    // The broker has seen it die (its unacked messages are ready again) before the next one.
+    topology.await_consumers(0, Duration::from_secs(10));
     let done_before = logger.processed();
     assert!(done_before < 300, "the kill came too late to test anything");
 
@@ -466,6 +334,8 @@ fn with_the_api_down_messages_wait_unacked_and_are_processed_once_it_is_back() {
     assert!(wait_until(Duration::from_secs(10), || {
         !processor.stdout.text().is_empty()
     }));
+    // Not a readiness wait: a window in which nothing more may happen (an absence cannot be
+    // polled for).
     std::thread::sleep(Duration::from_secs(2));
     let printed = notified(&processor.stdout.text()).len();
     assert!((1..=2).contains(&printed), "{printed} printed by 2 threads");
@@ -500,11 +370,16 @@ fn poison_and_undeliverable_messages_are_dead_lettered_and_the_processor_goes_on
 
     // Not JSON at all, and an Event the logger does not know (404): dead-lettered at once.
     topology.publish_raw(b"this is not an event");
-    let unknown = json!({
-        "event_id": "0193a3c4-5b7e-7c1d-9e2f-3a4b5c6d7e8f", "user_id": "u",
-        "description": "d", "status": "NotProcessed",
-        "created_at": "2026-11-28T14:00:00.123456Z", "updated_at": "2026-11-28T14:00:00.123456Z"
-    });
+    let mut unknown = new_event("u", "d");
+    unknown.as_object_mut().expect("an object").extend([
+        (
+            "event_id".into(),
+            json!("0193a3c4-5b7e-7c1d-9e2f-3a4b5c6d7e8f"),
+        ),
+        ("status".into(), json!("NotProcessed")),
+        ("created_at".into(), json!("2026-11-28T14:00:00.123456Z")),
+        ("updated_at".into(), json!("2026-11-28T14:00:00.123456Z")),
+    ]);
     topology.publish_raw(unknown.to_string().as_bytes());
     assert!(wait_until(Duration::from_secs(10), || {
         topology.ready(&topology.dead_queue()) == 2
@@ -553,8 +428,8 @@ fn two_processors_share_the_queue_each_event_handled_by_one() {
     let one_at_a_time = [("PREFETCH", "1"), ("PROCESSOR_THREADS", "1")];
     let a = start_processor(&topology, &broker.url(), logger.addr(), &one_at_a_time);
     let b = start_processor(&topology, &broker.url(), logger.addr(), &one_at_a_time);
-    // Both consumers are attached before the work arrives.
-    std::thread::sleep(Duration::from_millis(500));
+    // Both consumers are attached before the work arrives (each start waited for its own).
+    assert_eq!(topology.consumers(), 2);
     let accepted: Vec<String> = (0..200)
         .map(|i| logger.post("u", &format!("event {i}")).expect("200"))
         .collect();

@@ -3,17 +3,18 @@
 //! an error or garbage, or at one that never answers (each unhealthy: exit 1, one line saying
 //! why on standard error).
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::common::app::spawn_app;
+use crate::common::process::binary;
+
 /// Runs the healthcheck against `addr`, failing the test if it does not end by itself.
 fn healthcheck(addr: SocketAddr) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_event-logger"))
+    let mut child = Command::new(binary("event-logger"))
         .arg("--healthcheck")
         .env("HOST", addr.ip().to_string())
         .env("PORT", addr.port().to_string())
@@ -53,7 +54,7 @@ fn answer_once(answer: &'static str) -> (SocketAddr, thread::JoinHandle<String>)
 
 #[test]
 fn a_running_logger_is_healthy() {
-    let app = common::spawn_app();
+    let app = spawn_app();
     let output = healthcheck(app.addr);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -63,9 +64,9 @@ fn a_running_logger_is_healthy() {
 
 #[test]
 fn a_stopped_logger_is_unhealthy() {
-    let app = common::spawn_app();
+    let app = spawn_app();
     let addr = app.addr;
-    app.stop();
+    drop(app); // stops it, and waits until it stopped
     let output = healthcheck(addr);
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("cannot connect"), "{output:?}");
@@ -115,7 +116,7 @@ fn a_server_that_never_answers_is_unhealthy() {
 
 #[test]
 fn a_bad_port_is_reported() {
-    let output = Command::new(env!("CARGO_BIN_EXE_event-logger"))
+    let output = Command::new(binary("event-logger"))
         .arg("--healthcheck")
         .env("PORT", "eighty")
         .output()

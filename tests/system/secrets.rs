@@ -7,13 +7,15 @@
 //! so the connected paths run with the secret itself; without `rabbitmqctl`, only the refused
 //! and unreachable paths run, and the test says so. Skipped without RabbitMQ unless `CI=true`.
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::broker::broker;
-use common::process::Service;
+use crate::common::broker::broker;
+use crate::common::event::new_event;
+use crate::common::http::{Client, client, send};
+use crate::common::process::Service;
+use crate::common::services::{await_broker, processor_consuming};
+use crate::common::wait::wait_until;
 
 /// A broker user that exists for the duration of the test.
 struct BrokerUser {
@@ -82,30 +84,22 @@ fn finish(mut service: Service, what: &str, secrets: &Secrets) -> String {
 }
 
 fn drive_requests(base: &str, token: &str) {
-    let agent = common::client();
+    let agent = client();
     let url = format!("{base}/events");
     let good = format!("Bearer {token}");
     let wrong = format!("Bearer {token}x");
-    let body = br#"{"user_id":"u","description":"secret test"}"#;
+    let body = new_event("u", "secret test").to_string();
+    let body = body.as_bytes();
     for auth in [None, Some(wrong.as_str()), Some("Basic Zm9vOmJhcg==")] {
         let headers: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
-        assert_eq!(
-            common::send(&agent, "POST", &url, &headers, Some(body)).status,
-            401
-        );
+        assert_eq!(send(&agent, "POST", &url, &headers, Some(body)).status, 401);
     }
     let auth = [("Authorization", good.as_str())];
     for _ in 0..3 {
-        assert_eq!(
-            common::send(&agent, "POST", &url, &auth, Some(body)).status,
-            200
-        );
+        assert_eq!(send(&agent, "POST", &url, &auth, Some(body)).status, 200);
     }
-    assert_eq!(
-        common::send(&agent, "POST", &url, &auth, Some(b"{")).status,
-        422
-    );
-    assert_eq!(common::send(&agent, "GET", &url, &auth, None).status, 200);
+    assert_eq!(send(&agent, "POST", &url, &auth, Some(b"{")).status, 422);
+    assert_eq!(send(&agent, "GET", &url, &auth, None).status, 200);
 }
 
 #[test]
@@ -142,15 +136,10 @@ fn neither_secret_appears_in_any_output() {
             let good_url = url(5672, &secrets.password);
             let (logger, addr) = Service::logger(&env(&good_url, &[]));
             let base = format!("http://{addr}");
-            logger.wait_for_stderr("connected to RabbitMQ", Duration::from_secs(20));
+            await_broker(&Client::new(addr), "connected", Duration::from_secs(20));
             drive_requests(&base, &secrets.token);
-            let processor = Service::start(
-                "notification-processor",
-                &[],
-                &env(&good_url, &[("API_URL", &base)]),
-            );
-            processor.wait_for_stderr("connected to RabbitMQ", Duration::from_secs(20));
-            assert!(common::wait_until(Duration::from_secs(20), || processor
+            let processor = processor_consuming(&topology, &env(&good_url, &[("API_URL", &base)]));
+            assert!(wait_until(Duration::from_secs(20), || processor
                 .stdout
                 .text()
                 .lines()
@@ -161,6 +150,8 @@ fn neither_secret_appears_in_any_output() {
                 &user,
                 "secrets test"
             ]));
+            // The log lines of the reconnect paths are what this test searches for secrets, so
+            // it waits for those lines themselves.
             logger.wait_for_stderr("RabbitMQ unavailable", Duration::from_secs(20));
             processor.wait_for_stderr("lost the RabbitMQ connection", Duration::from_secs(20));
             drive_requests(&base, &secrets.token);
@@ -183,6 +174,7 @@ fn neither_secret_appears_in_any_output() {
         let (logger, addr) = Service::logger(&env(&amqp_url, &[]));
         let base = format!("http://{addr}");
         drive_requests(&base, &secrets.token);
+        // Three failed attempts logged: the retry path's lines are there to be searched.
         logger.wait_for_stderr("RabbitMQ attempt 3 failed", Duration::from_secs(20));
         let processor = Service::start(
             "notification-processor",

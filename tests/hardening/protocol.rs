@@ -2,11 +2,13 @@
 //! patches, `vendor/tiny_http/PATCHES.md`): every such answer is JSON, and none of them leaves a
 //! connection thread behind.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
+
+use crate::common::app::spawn_app;
+use crate::common::wait::wait_until;
+use crate::{heavy, light, threads};
 
 /// Sends `raw` on a fresh connection and reads until the server closes it.
 fn exchange(addr: std::net::SocketAddr, raw: &[u8]) -> String {
@@ -24,7 +26,9 @@ fn exchange(addr: std::net::SocketAddr, raw: &[u8]) -> String {
 
 #[test]
 fn malformed_requests_get_json_errors_and_leave_no_thread_behind() {
-    let app = common::spawn_app();
+    // It counts the process's threads, which no other test may change meanwhile.
+    let _guard = heavy();
+    let app = spawn_app();
     let cases: &[(&[u8], &str, &str)] = &[
         (
             b"GARBAGE\r\n\r\n",
@@ -49,7 +53,7 @@ fn malformed_requests_get_json_errors_and_leave_no_thread_behind() {
     ];
     // Warm up, so that the baseline counts the worker pool and one connection's thread.
     exchange(app.addr, b"GET /ping HTTP/1.0\r\n\r\n");
-    let before = common::threads();
+    let before = threads();
     for _ in 0..10 {
         for (raw, status, detail) in cases {
             let answer = exchange(app.addr, raw);
@@ -68,16 +72,17 @@ fn malformed_requests_get_json_errors_and_leave_no_thread_behind() {
     }
     // Connection threads end once their connection closes; 40 hung ones would show.
     assert!(
-        common::wait_until(Duration::from_secs(5), || common::threads() <= before + 2),
+        wait_until(Duration::from_secs(5), || threads() <= before + 2),
         "{} threads before, {} after",
         before,
-        common::threads()
+        threads()
     );
     assert_eq!(app.get("/ping").status, 200);
 }
 
 #[test]
 fn a_request_dropped_unanswered_gets_a_retryable_json_503() {
+    let _guard = light();
     // tiny_http used directly: the logger's workers answer everything they receive, so only a
     // request left unanswered at shutdown takes this path.
     let server = tiny_http::Server::http("127.0.0.1:0").expect("server");

@@ -1,0 +1,25 @@
+//! The real binaries as child processes: both against the real RabbitMQ (end to end, outages,
+//! dead letters, graceful shutdown under load, secrets kept out of every output), their life
+//! cycle (signals, exit codes, configuration errors, `--help`, starved of descriptors) and
+//! `event-logger --healthcheck`.
+//!
+//! The broker tests skip (saying why) without a reachable RabbitMQ, and fail instead under
+//! `CI=true` or `REQUIRE_BROKER=1` (see `tests/common/broker.rs`).
+
+#[path = "../common"]
+mod common {
+    pub mod app;
+    pub mod broker;
+    pub mod event;
+    pub mod http;
+    pub mod output;
+    pub mod process;
+    pub mod services;
+    pub mod wait;
+}
+
+mod broker;
+mod healthcheck;
+mod lifecycle;
+mod secrets;
+mod shutdown;
