@@ -157,7 +157,7 @@ if $python_tools; then
   say "schemathesis $SCHEMATHESIS_VERSION: --checks all, $EXAMPLES examples per operation, seed $seed"
   started=$SECONDS
   status=0
-  # The committed document, which tests/openapi.rs proves is what the server serves: loaded
+  # The committed document, which the logger tests (openapi::committed) prove is what the server serves: loaded
   # from the server's URL, schemathesis leaves out the operation that serves it (8 of 9).
   # Run from the scratch folder: schemathesis keeps a `.schemathesis/` cache in its working
   # directory, which must not litter the repository.

@@ -351,7 +351,7 @@ fn with_timeout(amqp: &str) -> String {
 }
 
 /// Deletes the queues and exchanges a run declared: `QUEUE`, `QUEUE.dead`, `EXCHANGE` and
-/// `EXCHANGE.dlx` (the topology of `API.md`). Refuses the service's default names, which belong
+/// `EXCHANGE.dlx` (the topology of `openapi/API.md`). Refuses the service's default names, which belong
 /// to whatever else uses this broker.
 fn amqp_delete(amqp: &str, exchange: &str, queue: &str) -> Result<String, Failure> {
     if ["events", "notifications"].contains(&exchange) || queue == "notifications" {

@@ -75,7 +75,7 @@ fn committed_document_is_what_the_code_generates() {
     }
 }
 
-/// The statuses and headers of `API.md`, operation by operation: a response dropped from the
+/// The statuses and headers of `openapi/API.md`, operation by operation: a response dropped from the
 /// document (or a contract change not carried into it) fails here.
 fn document_declares_every_status_and_header_of_the_contract() {
     let document: Value = serde_json::from_str(&committed()).expect("openapi/openapi.json is JSON");
