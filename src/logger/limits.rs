@@ -1,7 +1,7 @@
 //! Process resource limits the Event Logger adjusts at start: the open-file limit.
 //!
 //! Every connection costs a file descriptor, and tiny_http's accept loop stops for good on the
-//! first `accept()` error (`EMFILE` when descriptors run out; see [`watchdog`](crate::logger::http::watchdog)). Many
+//! first `accept()` error (`EMFILE` when descriptors run out; see `logger::http::watchdog`). Many
 //! systems start processes with a soft limit of 1024 under a much higher hard limit, so the
 //! soft limit is raised to the hard one, which needs no privilege.
 

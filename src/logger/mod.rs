@@ -1,8 +1,8 @@
 //! The Event Logger: an HTTP API that stores events and hands each new one to the notifier.
 //!
-//! [`service`] assembles the parts: the [`store`], the [`outbox`] to one notifier thread
-//! ([`notifier`]: embedded, or the RabbitMQ publisher), and the HTTP server ([`http`]) whose
-//! handlers are the [`api`]. The layers depend downwards only: `api` knows the store and the
+//! [`service`] assembles the parts: the [`store`], the `outbox` to one notifier thread
+//! (`notifier`: embedded, or the RabbitMQ publisher), and the HTTP server ([`http`]) whose
+//! handlers are the `api`. The layers depend downwards only: `api` knows the store and the
 //! outbox but not the notifier or AMQP; `http` knows neither routes nor events; the store knows
 //! no request parsing.
 

@@ -3,8 +3,8 @@
 //!
 //! Handlers [`Outbox::reserve`] a slot before storing an event, so a full outbox is known
 //! before anything is stored (`503`, nothing lost). The consumer side ([`OutboxReceiver`]) is
-//! either the embedded notifier ([`crate::notifier`]) or the RabbitMQ publisher
-//! ([`crate::publisher`]); handlers cannot tell which, and never block on it.
+//! either the embedded notifier (`notifier::embedded`) or the RabbitMQ publisher
+//! (`notifier::publisher`); handlers cannot tell which, and never block on it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};

@@ -215,7 +215,7 @@ impl EventLogger {
     }
 
     /// Serves until the shutdown signal, then stops gracefully. An error means the server
-    /// stopped accepting connections (see [`watchdog`](crate::logger::http::watchdog)) or the notifier thread died:
+    /// stopped accepting connections (see `logger::http::watchdog`) or the notifier thread died:
     /// the process should exit non-zero so that its supervisor restarts it.
     pub fn run_until_stopped(self) -> Result<(), String> {
         self.shutdown.wait();

@@ -3,7 +3,7 @@
 //!
 //! `PROCESSOR_THREADS` consumer threads share one connection, each with its own channel and
 //! `PREFETCH`, so one slow `PUT` holds up only its own thread. A message is acked only after
-//! the `PUT` succeeded; what happens otherwise is decided by the pure function [`decide`](super::decide::decide).
+//! the `PUT` succeeded; what happens otherwise is decided by the pure function `decide`.
 //! Delivery is at least once: a message redelivered after a crash is printed again.
 
 use std::io::Write;

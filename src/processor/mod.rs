@@ -1,8 +1,8 @@
 //! The Notification Processor: consumes the notification queue, "sends" each notification
 //! (one line on stdout) and marks the event `Processed` through the logger's API.
 //!
-//! [`run`] supervises the [`consumer`] threads until the shutdown signal and bounds the stop by
-//! `SHUTDOWN_TIMEOUT_SECS`; [`decide`] is the retry/dead-letter policy; [`api_client`] talks to
+//! [`run`] supervises the `consumer` threads until the shutdown signal and bounds the stop by
+//! `SHUTDOWN_TIMEOUT_SECS`; `decide` is the retry/dead-letter policy; `api_client` talks to
 //! the logger over HTTP only: this wing never reaches into the logger's code.
 
 mod api_client;

@@ -116,7 +116,7 @@ impl Response {
         }
     }
 
-    /// An answer whose body the server fills in with its [`ErrorBody`](super::server::ErrorBody):
+    /// An answer whose body the server fills in with its `ErrorBody`:
     /// for failures the handler cannot put into words itself.
     pub fn failure(status: u16) -> Response {
         Response::raw(status, "application/json", Cow::Borrowed(b""))

@@ -3,7 +3,7 @@
 //!
 //! This module owns everything about the wire that is not a route: socket timeouts (tiny_http
 //! sets none), the body size limit, turning a handler panic into a `500`, request logging,
-//! watching that connections are still accepted ([`super::watchdog`]) and a graceful stop.
+//! watching that connections are still accepted (`watchdog`) and a graceful stop.
 
 use std::borrow::Cow;
 use std::io;
@@ -94,7 +94,7 @@ impl HttpServer {
     }
 
     /// Like [`HttpServer::start`], and calls `on_failure` if tiny_http's accept loop dies (see
-    /// [`super::watchdog`]), so that the service can exit and be restarted.
+    /// `watchdog`), so that the service can exit and be restarted.
     pub fn start_watched(
         config: &ServerConfig,
         handler: Arc<Handler>,
