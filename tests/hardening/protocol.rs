@@ -1,5 +1,5 @@
 //! What the HTTP layer answers by itself, before any handler runs (the vendored tiny_http's
-//! patches, `vendor/tiny_http/PATCHES.md`): every such answer is JSON, and none of them leaves a
+//! patches, `vendor/tiny_http-patches/README.md`): every such answer is JSON, and none of them leaves a
 //! connection thread behind.
 
 use std::io::{Read, Write};

@@ -285,6 +285,7 @@ impl Iterator for ClientConnection {
                     return None; // TODO: should be recoverable, but needs handling in case of body
                 }
 
+                // PATCHED: the head is over `MAX_HEAD_BYTES` (fix 2); the rest is unread.
                 Err(ReadError::HeadTooLarge) => {
                     let writer = self.sink.next().unwrap();
                     let response = json_error(431, "Request header fields too large");

@@ -159,9 +159,24 @@ impl From<Request> for Message {
     }
 }
 
+/// PATCHED: whether an `accept()` error concerns one connection attempt only, so the accept
+/// loop goes on. A read timeout set on the listener (so that accepted sockets inherit it) makes
+/// `accept()` give up with `EAGAIN` when no client came for that long; `EINTR` is a signal; and
+/// `ECONNABORTED` is a client that reset its connection before it was accepted (tiny-http
+/// issue #283: upstream ended the loop, and the server went deaf).
+fn accept_error_is_transient(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock
+            | std::io::ErrorKind::TimedOut
+            | std::io::ErrorKind::Interrupted
+            | std::io::ErrorKind::ConnectionAborted
+    )
+}
+
 // this trait is to make sure that Server implements Share and Send
 #[doc(hidden)]
-#[allow(dead_code)]
+#[allow(dead_code)] // PATCHED: current Rust warns that the trait is never used.
 trait MustBeShareDummy: Sync + Send {}
 #[doc(hidden)]
 impl MustBeShareDummy for Server {}
@@ -314,19 +329,9 @@ impl Server {
 
                         Ok(ClientConnection::new(write_closable, read_closable))
                     }
-                    // PATCHED: a read timeout set on the listener (so that accepted sockets
-                    // inherit it) also makes `accept()` give up with `EAGAIN` when no client
-                    // came for that long; that is not a failure, so keep accepting.
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            std::io::ErrorKind::WouldBlock
-                                | std::io::ErrorKind::TimedOut
-                                | std::io::ErrorKind::Interrupted
-                        ) =>
-                    {
-                        continue
-                    }
+                    // PATCHED: errors that concern one connection attempt, not the listener,
+                    // must not end the loop (see `accept_error_is_transient`).
+                    Err(e) if accept_error_is_transient(&e) => continue,
                     Err(e) => Err(e),
                 };
 
@@ -455,5 +460,35 @@ impl Drop for Server {
                 let _ = std::fs::remove_file(path);
             }
         }
+    }
+}
+
+// PATCHED: tests of the accept-error classification.
+#[cfg(test)]
+mod accept_tests {
+    use super::accept_error_is_transient;
+    use std::io::{Error, ErrorKind};
+
+    #[test]
+    fn per_connection_accept_errors_do_not_end_the_loop() {
+        for kind in [
+            ErrorKind::WouldBlock,
+            ErrorKind::TimedOut,
+            ErrorKind::Interrupted,
+            ErrorKind::ConnectionAborted,
+        ] {
+            assert!(accept_error_is_transient(&Error::from(kind)), "{kind:?}");
+        }
+        // ECONNABORTED as the kernel reports it, not only as a constructed kind.
+        assert!(accept_error_is_transient(&Error::from_raw_os_error(103)));
+    }
+
+    #[test]
+    fn listener_failures_still_end_it() {
+        for kind in [ErrorKind::InvalidInput, ErrorKind::PermissionDenied, ErrorKind::Other] {
+            assert!(!accept_error_is_transient(&Error::from(kind)), "{kind:?}");
+        }
+        // EMFILE: out of descriptors; the logger's watchdog decides what to do.
+        assert!(!accept_error_is_transient(&Error::from_raw_os_error(24)));
     }
 }

@@ -134,6 +134,7 @@ pub fn new_request<R, W>(
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
     writer: W,
+    // PATCHED: shared with the connection; set when this body is abandoned unread (fix 1).
     abandoned: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<Request, RequestCreationError>
 where
