@@ -461,7 +461,12 @@ fn a_handler_panic_gives_500_and_the_worker_goes_on() {
         max_body_bytes: 1024,
         io_timeout: Duration::from_secs(5),
         // What the server says on its own when a handler panics.
-        error_body: |status, reason| Response::json(status, &json!({ "detail": reason })),
+        error_body: |_, reason| {
+            (
+                json!({ "detail": reason }).to_string().into_bytes(),
+                "application/json",
+            )
+        },
     };
     let server = HttpServer::start(
         &config,

@@ -2,8 +2,6 @@
 //! `{"detail": "..."}` of every other error, including the answers the HTTP server gives on
 //! its own.
 
-use std::borrow::Cow;
-
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
@@ -124,12 +122,12 @@ pub(crate) fn unprocessable(errors: &ValidationErrors) -> Response {
     Response::json(422, errors)
 }
 
-/// The body of the answers the HTTP server gives on its own (a handler that panicked): the
-/// same `{"detail": ...}` shape as every other error.
-pub(crate) fn server_error_body(status: u16, reason: &str) -> Response {
+/// The body of the answers the HTTP server gives on its own (a handler that panicked, a
+/// malformed head, a timeout): the same `{"detail": ...}` shape as every other error.
+pub(crate) fn server_error_body(_status: u16, reason: &str) -> (Vec<u8>, &'static str) {
     let body = serde_json::to_vec(&Detail {
         detail: reason.to_owned(),
     })
     .unwrap_or_default();
-    Response::raw(status, "application/json", Cow::Owned(body))
+    (body, "application/json")
 }

@@ -18,9 +18,11 @@ use super::message::{Request, Response};
 use super::watchdog::{self, Alarm, ProbeConfig};
 use crate::shared::shutdown::Shutdown;
 
-/// The answer the server gives on its own, when the handler could not (it panicked, or its
-/// answer could not be serialised): the API above decides the wording and shape.
-pub type ErrorBody = fn(status: u16, reason: &str) -> Response;
+/// The body (and its content type) of the answers the server gives on its own: when a handler
+/// could not answer (it panicked, or its answer could not be serialised) and tiny_http's own
+/// (a malformed or oversized head, a timeout, a request dropped at shutdown). The API above
+/// decides the wording and shape.
+pub type ErrorBody = tiny_http::ErrorBody;
 
 /// How the server listens and reads.
 #[derive(Debug, Clone)]
@@ -101,6 +103,8 @@ impl HttpServer {
         probes: ProbeConfig,
         on_failure: OnFailure,
     ) -> Result<HttpServer, ServerError> {
+        // Process-wide in tiny_http; every server of the process is the same service.
+        tiny_http::set_error_body(config.error_body);
         let listener = listen(config)?;
         let addr = listener
             .local_addr()
@@ -263,7 +267,8 @@ impl Worker {
             }
         };
         let response = if response.status >= 500 && response.body.is_empty() {
-            (self.error_body)(response.status, "Internal Server Error")
+            let (body, content_type) = (self.error_body)(response.status, "Internal Server Error");
+            Response::raw(response.status, content_type, body.into())
         } else {
             response
         };

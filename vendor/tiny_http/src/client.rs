@@ -340,15 +340,10 @@ impl Iterator for ClientConnection {
     }
 }
 
-/// PATCHED (see PATCHES.md): the answers tiny_http gives by itself carry a JSON body like every
-/// other answer of the service, instead of an empty or plain-text one.
-fn json_error(code: u16, detail: &str) -> crate::Response<std::io::Cursor<Vec<u8>>> {
-    let body = format!("{{\"detail\": \"{detail}\"}}");
-    let content_type = crate::Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..])
-        .expect("a valid header");
-    crate::Response::from_string(body)
-        .with_status_code(crate::StatusCode(code))
-        .with_header(content_type)
+/// PATCHED: the answers tiny_http gives by itself are worded by the application's hook (see
+/// `set_error_body`), like every other answer of the service.
+fn json_error(code: u16, reason: &str) -> crate::Response<std::io::Cursor<Vec<u8>>> {
+    crate::error_response(code, reason)
 }
 
 /// Parses a "HTTP/1.1" string.

@@ -174,6 +174,36 @@ fn accept_error_is_transient(e: &std::io::Error) -> bool {
     )
 }
 
+/// PATCHED: the body of the answers tiny_http gives on its own (`400` for a malformed head,
+/// `408`, `417`, `431`, `505`, and `503` for a request dropped at shutdown): the status and a
+/// short reason in, the body and its `Content-Type` out.
+pub type ErrorBody = fn(status: u16, reason: &str) -> (Vec<u8>, &'static str);
+
+static ERROR_BODY: std::sync::OnceLock<ErrorBody> = std::sync::OnceLock::new();
+
+/// PATCHED: sets the process-wide [`ErrorBody`] hook; only the first call takes effect (it
+/// returns `false` for the later ones). Without it the answers have an empty body, as upstream.
+pub fn set_error_body(hook: ErrorBody) -> bool {
+    ERROR_BODY.set(hook).is_ok()
+}
+
+/// PATCHED: an answer tiny_http gives on its own, worded by the hook.
+pub(crate) fn error_response(status: u16, reason: &str) -> Response<std::io::Cursor<Vec<u8>>> {
+    let response = match ERROR_BODY.get() {
+        Some(hook) => {
+            let (body, content_type) = hook(status, reason);
+            let header = Header::from_bytes(&b"Content-Type"[..], content_type.as_bytes());
+            let response = Response::from_data(body);
+            match header {
+                Ok(header) => response.with_header(header),
+                Err(()) => response,
+            }
+        }
+        None => Response::from_data(Vec::new()),
+    };
+    response.with_status_code(StatusCode(status))
+}
+
 // this trait is to make sure that Server implements Share and Send
 #[doc(hidden)]
 #[allow(dead_code)] // PATCHED: current Rust warns that the trait is never used.

@@ -496,18 +496,12 @@ impl fmt::Debug for Request {
 impl Drop for Request {
     fn drop(&mut self) {
         if self.response_writer.is_some() {
-            // PATCHED (see PATCHES.md): a request dropped unanswered is one the server had no
-            // time for (it was stopping): a retryable JSON 503, not an empty 500.
-            let content_type = Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..])
-                .expect("a valid header");
+            // PATCHED: a request dropped unanswered is one the server had no time for (it was
+            // stopping): a retryable 503 worded by the application's hook, not an empty 500.
             let retry_after = Header::from_bytes(&b"Retry-After"[..], &b"1"[..])
                 .expect("a valid header");
-            let response = Response::from_string(
-                "{\"detail\": \"the server is stopping, retry later\"}",
-            )
-            .with_status_code(StatusCode(503))
-            .with_header(content_type)
-            .with_header(retry_after);
+            let response = crate::error_response(503, "the server is stopping, retry later")
+                .with_header(retry_after);
             let _ = self.respond_impl(response); // ignoring any potential error
             if let Some(sender) = self.notify_when_responded.take() {
                 sender.send(()).unwrap();
