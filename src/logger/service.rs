@@ -122,7 +122,7 @@ pub fn run(settings: &LoggerSettings) -> Result<(), RunError> {
         logger.local_addr(),
         settings.http_threads
     );
-    logger.run_until_stopped().map_err(RunError::Failed)
+    logger.run_until_stopped()
 }
 
 /// A running Event Logger.
@@ -217,12 +217,12 @@ impl EventLogger {
     /// Serves until the shutdown signal, then stops gracefully. An error means the server
     /// stopped accepting connections (see `logger::http::watchdog`) or the notifier thread died:
     /// the process should exit non-zero so that its supervisor restarts it.
-    pub fn run_until_stopped(self) -> Result<(), String> {
+    pub fn run_until_stopped(self) -> Result<(), RunError> {
         self.shutdown.wait();
         let failure = self.failure.clone();
         self.stop();
         match failure.reason() {
-            Some(why) => Err(why),
+            Some(why) => Err(RunError::Failed(why)),
             None => Ok(()),
         }
     }

@@ -95,7 +95,10 @@ fn a_request_dropped_unanswered_gets_a_retryable_json_503() {
     let answer = client.join().expect("client");
     assert!(answer.starts_with("HTTP/1.0 503"), "{answer}");
     assert!(answer.contains("Retry-After: 1"), "{answer}");
-    assert!(answer.contains("Content-Type: application/json"), "{answer}");
+    assert!(
+        answer.contains("Content-Type: application/json"),
+        "{answer}"
+    );
     let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(body).ok(),

@@ -196,5 +196,5 @@ fn a_dead_notifier_stops_the_service_with_an_error_instead_of_503_forever() {
         .recv_timeout(Duration::from_secs(10))
         .expect("the service stops by itself");
     let why = result.expect_err("a failure, for the process to exit non-zero");
-    assert!(why.contains("notifier"), "{why}");
+    assert!(why.to_string().contains("notifier"), "{why}");
 }
