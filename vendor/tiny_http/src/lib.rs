@@ -507,7 +507,7 @@ mod accept_tests {
             ErrorKind::Interrupted,
             ErrorKind::ConnectionAborted,
         ] {
-            assert!(accept_error_is_transient(&Error::from(kind)), "{kind:?}");
+            assert!(accept_error_is_transient(&Error::from(kind)), "{:?}", kind);
         }
         // ECONNABORTED as the kernel reports it, not only as a constructed kind.
         assert!(accept_error_is_transient(&Error::from_raw_os_error(103)));
@@ -516,7 +516,7 @@ mod accept_tests {
     #[test]
     fn listener_failures_still_end_it() {
         for kind in [ErrorKind::InvalidInput, ErrorKind::PermissionDenied, ErrorKind::Other] {
-            assert!(!accept_error_is_transient(&Error::from(kind)), "{kind:?}");
+            assert!(!accept_error_is_transient(&Error::from(kind)), "{:?}", kind);
         }
         // EMFILE: out of descriptors; the logger's watchdog decides what to do.
         assert!(!accept_error_is_transient(&Error::from_raw_os_error(24)));
