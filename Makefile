@@ -135,3 +135,9 @@ fmt: ## Format the code
 lint: ## Check formatting and run clippy as CI does
 	@cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
+
+# ---- The vendored tiny_http fork (vendor/tiny_http/PATCHES.md) ------------------------------
+
+.PHONY: tiny-http-check
+tiny-http-check: ## Check that vendor/tiny_http/patches rebuild patched/; run the crate's tests
+	@bash .ci/tiny_http_patches.sh --test

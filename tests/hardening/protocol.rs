@@ -1,5 +1,5 @@
 //! What the HTTP layer answers by itself, before any handler runs (the vendored tiny_http's
-//! patches, `vendor/tiny_http-patches/README.md`): every such answer is JSON, and none of them leaves a
+//! patches, `vendor/tiny_http/PATCHES.md`): every such answer is JSON, and none of them leaves a
 //! connection thread behind.
 
 use std::io::{Read, Write};
@@ -50,6 +50,11 @@ fn malformed_requests_get_json_errors_and_leave_no_thread_behind() {
             "HTTP/1.1 505",
             "only supports HTTP versions 1.0 and 1.1",
         ),
+        (
+            b"GET /ping HTTP/1.1\r\nExpect: something-else\r\n\r\n",
+            "417 Expectation Failed",
+            "Expectation Failed",
+        ),
     ];
     // Warm up, so that the baseline counts the worker pool and one connection's thread.
     exchange(app.addr, b"GET /ping HTTP/1.0\r\n\r\n");
@@ -84,10 +89,19 @@ fn malformed_requests_get_json_errors_and_leave_no_thread_behind() {
 fn a_request_dropped_unanswered_gets_a_retryable_json_503() {
     let _guard = light();
     // tiny_http used directly: the logger's workers answer everything they receive, so only a
-    // request left unanswered at shutdown takes this path. Its wording is the logger's, set by
-    // starting one (tiny_http's hook is process-wide).
-    let _app = spawn_app();
+    // request left unanswered at shutdown takes this path. Its body comes from the hook, here
+    // worded as the logger words it.
     let server = tiny_http::Server::http("127.0.0.1:0").expect("server");
+    server.set_error_body(|_, reason| {
+        let header = tiny_http::Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..])
+            .expect("a valid header");
+        (
+            serde_json::json!({ "detail": reason })
+                .to_string()
+                .into_bytes(),
+            header,
+        )
+    });
     let addr = server.server_addr().to_ip().expect("an IP address");
     let client = std::thread::spawn(move || exchange(addr, b"GET /ping HTTP/1.0\r\n\r\n"));
     let request = server.recv().expect("a request");

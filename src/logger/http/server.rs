@@ -22,7 +22,7 @@ use crate::shared::shutdown::Shutdown;
 /// could not answer (it panicked, or its answer could not be serialised) and tiny_http's own
 /// (a malformed or oversized head, a timeout, a request dropped at shutdown). The API above
 /// decides the wording and shape.
-pub type ErrorBody = tiny_http::ErrorBody;
+pub type ErrorBody = fn(status: u16, reason: &str) -> (Vec<u8>, &'static str);
 
 /// How the server listens and reads.
 #[derive(Debug, Clone)]
@@ -103,16 +103,20 @@ impl HttpServer {
         probes: ProbeConfig,
         on_failure: OnFailure,
     ) -> Result<HttpServer, ServerError> {
-        // Process-wide in tiny_http; every server of the process is the same service.
-        tiny_http::set_error_body(config.error_body);
         let listener = listen(config)?;
         let addr = listener
             .local_addr()
             .map_err(|e| ServerError::Server(e.to_string()))?;
-        let server = Arc::new(
-            tiny_http::Server::from_listener(listener, None)
-                .map_err(|e| ServerError::Server(e.to_string()))?,
-        );
+        let server = tiny_http::Server::from_listener(listener, None)
+            .map_err(|e| ServerError::Server(e.to_string()))?;
+        // tiny_http's own answers (a malformed or oversized head, a timeout, a request dropped
+        // at shutdown) are worded like the handlers' errors.
+        let error_body = config.error_body;
+        server.set_error_body(move |status, reason| {
+            let (body, content_type) = error_body(status.0, reason);
+            (body, content_type_header(content_type))
+        });
+        let server = Arc::new(server);
         let stopping = Arc::new(AtomicBool::new(false));
         let alarm = Alarm::new();
         let mut workers = Vec::with_capacity(config.threads);
@@ -175,6 +179,14 @@ impl HttpServer {
         }
         // Dropping the last `Arc<Server>` closes the listening socket.
     }
+}
+
+/// A `Content-Type` header; `application/octet-stream` if `value` is not a valid header value.
+fn content_type_header(value: &str) -> tiny_http::Header {
+    let name = &b"Content-Type"[..];
+    tiny_http::Header::from_bytes(name, value.as_bytes())
+        .or_else(|()| tiny_http::Header::from_bytes(name, &b"application/octet-stream"[..]))
+        .expect("a constant header is valid")
 }
 
 /// A bound, listening socket whose accepted connections inherit its read/write timeouts.

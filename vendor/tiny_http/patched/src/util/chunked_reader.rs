@@ -1,4 +1,4 @@
-// PATCHED (see PATCHES.md): a new file.
+// PATCHED (see PATCHES.md, fix 3): a new file.
 use std::io::{Read, Result as IoResult};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

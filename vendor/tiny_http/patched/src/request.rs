@@ -7,7 +7,8 @@ use std::str::FromStr;
 
 use std::sync::mpsc::Sender;
 
-use crate::util::{ChunkedReader, EqualReader, FusedReader};
+use crate::error_body::ErrorBodies; // PATCHED
+use crate::util::{ChunkedReader, EqualReader, FusedReader}; // PATCHED: ChunkedReader, not Decoder
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 
 /// Represents an HTTP request made by a client.
@@ -43,6 +44,11 @@ use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 /// This means that if your code fails during the handling of a request, this "internal server
 /// error" response will automatically be sent during the stack unwinding.
 ///
+/// PATCHED (see PATCHES.md, fix 9): that answer is now `503 Service Unavailable` with
+/// `Retry-After: 1` (a request dropped unanswered is taken to be one a stopping server had no
+/// time for), with an empty body or the one set with `Server::set_error_body`. A handler that
+/// may panic and wants a 500 has to catch the panic and answer itself.
+///
 /// # Testing
 ///
 /// If you want to build fake requests to test your server, use [`TestRequest`](crate::test::TestRequest).
@@ -73,6 +79,9 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // PATCHED: the body of the answer given if the request is dropped unanswered (fix 9)
+    error_bodies: ErrorBodies,
 }
 
 struct NotifyOnDrop<R> {
@@ -134,8 +143,10 @@ pub fn new_request<R, W>(
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
     writer: W,
-    // PATCHED: shared with the connection; set when this body is abandoned unread (fix 1).
+    // PATCHED: the connection's flag, set when an unread body is abandoned (fix 1)
     abandoned: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    // PATCHED: the server's hook, for the answer to a request dropped unanswered (fix 9)
+    error_bodies: ErrorBodies,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -213,6 +224,7 @@ where
 
             Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
         } else {
+            // PATCHED: the reader may abandon the body and mark the connection (fix 1)
             let (data_reader, _) = EqualReader::new(source_data, content_length, abandoned); // TODO:
             Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
         }
@@ -241,6 +253,7 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
+        error_bodies, // PATCHED
     })
 }
 
@@ -496,11 +509,13 @@ impl fmt::Debug for Request {
 impl Drop for Request {
     fn drop(&mut self) {
         if self.response_writer.is_some() {
-            // PATCHED: a request dropped unanswered is one the server had no time for (it was
-            // stopping): a retryable 503 worded by the application's hook, not an empty 500.
-            let retry_after = Header::from_bytes(&b"Retry-After"[..], &b"1"[..])
-                .expect("a valid header");
-            let response = crate::error_response(503, "the server is stopping, retry later")
+            // PATCHED (see PATCHES.md): a request dropped unanswered is one the server had no
+            // time for (it was stopping): a retryable 503, not a 500.
+            let retry_after =
+                Header::from_bytes(&b"Retry-After"[..], &b"1"[..]).expect("a valid header");
+            let response = self
+                .error_bodies
+                .empty(503, "the server is stopping, retry later")
                 .with_header(retry_after);
             let _ = self.respond_impl(response); // ignoring any potential error
             if let Some(sender) = self.notify_when_responded.take() {

@@ -6,9 +6,10 @@ use std::io::{BufReader, BufWriter, ErrorKind, Read};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant}; // PATCHED
 
 use crate::common::{HTTPVersion, Method};
+use crate::error_body::ErrorBodies; // PATCHED
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
@@ -38,6 +39,9 @@ pub struct ClientConnection {
 
     // PATCHED: set when a request body was abandoned unread; the stream is then out of step
     abandoned: std::sync::Arc<std::sync::atomic::AtomicBool>,
+
+    // PATCHED: the body of the answers given without a handler (`Server::set_error_body`)
+    error_bodies: ErrorBodies,
 
     // PATCHED: how long a request head may take from its first byte to its end (the socket's
     // read timeout, which alone bounds only the gap between two bytes)
@@ -72,10 +76,11 @@ impl ClientConnection {
     pub fn new(
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
+        error_bodies: ErrorBodies, // PATCHED
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
-        let head_timeout = read_socket.read_timeout();
+        let head_timeout = read_socket.read_timeout(); // PATCHED
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -87,8 +92,9 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
-            abandoned: Default::default(),
-            head_timeout,
+            abandoned: Default::default(), // PATCHED
+            error_bodies,                  // PATCHED
+            head_timeout,                  // PATCHED
         }
     }
 
@@ -101,6 +107,9 @@ impl ClientConnection {
     ///
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
+    ///
+    /// PATCHED: takes at most `limits.budget` bytes (what is left of `MAX_HEAD_BYTES`) until
+    /// `limits.deadline`, so it returns a `ReadError` rather than an `IoError`.
     fn read_next_line(&mut self, limits: &mut HeadLimits) -> Result<AsciiString, ReadError> {
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
@@ -141,6 +150,7 @@ impl ClientConnection {
                 });
             }
 
+            // PATCHED: the head's byte budget
             if limits.budget == 0 {
                 return Err(ReadError::HeadTooLarge);
             }
@@ -155,6 +165,7 @@ impl ClientConnection {
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
+        // PATCHED: the head's limits
         let mut limits = HeadLimits {
             budget: MAX_HEAD_BYTES,
             timeout: self.head_timeout,
@@ -163,7 +174,7 @@ impl ClientConnection {
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line(&mut limits)?;
+                let line = self.read_next_line(&mut limits)?; // PATCHED
 
                 // PATCHED: a previous request's body was abandoned unread (see
                 // `EqualReader`), so what follows is not a request: close the connection.
@@ -183,7 +194,7 @@ impl ClientConnection {
             let headers = {
                 let mut headers = Vec::new();
                 loop {
-                    let line = self.read_next_line(&mut limits)?;
+                    let line = self.read_next_line(&mut limits)?; // PATCHED
 
                     if line.is_empty() {
                         break;
@@ -218,7 +229,8 @@ impl ClientConnection {
             *self.remote_addr.as_ref().unwrap(),
             data_source,
             writer,
-            self.abandoned.clone(),
+            self.abandoned.clone(),    // PATCHED
+            self.error_bodies.clone(), // PATCHED
         )
         .map_err(|e| {
             use crate::request;
@@ -241,6 +253,8 @@ impl Iterator for ClientConnection {
     /// Blocks until the next Request is available.
     /// Returns None when no new Requests will come from the client.
     fn next(&mut self) -> Option<Request> {
+        // PATCHED: no `use crate::{Response, StatusCode}`: the answers below come from
+        // `self.error_bodies` (fix 4)
 
         // the client sent a "connection: close" header in this previous request
         //  or is using HTTP 1.0, meaning that no new request will come
@@ -252,7 +266,10 @@ impl Iterator for ClientConnection {
             let rq = match self.read() {
                 Err(ReadError::WrongRequestLine) => {
                     let writer = self.sink.next().unwrap();
-                    let response = json_error(400, "Bad Request: malformed request line or header");
+                    // PATCHED: the body comes from `error_bodies`
+                    let response = self
+                        .error_bodies
+                        .empty(400, "Bad Request: malformed request line or header");
                     response
                         .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                         .ok();
@@ -262,7 +279,10 @@ impl Iterator for ClientConnection {
 
                 Err(ReadError::WrongHeader(ver)) => {
                     let writer = self.sink.next().unwrap();
-                    let response = json_error(400, "Bad Request: malformed request line or header");
+                    // PATCHED: the body comes from `error_bodies`
+                    let response = self
+                        .error_bodies
+                        .empty(400, "Bad Request: malformed request line or header");
                     response.raw_print(writer, ver, &[], false, None).ok();
                     return None; // we don't know where the next request would start,
                                  // se we have to close
@@ -271,7 +291,8 @@ impl Iterator for ClientConnection {
                 Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
                     // request timeout
                     let writer = self.sink.next().unwrap();
-                    let response = json_error(408, "Request Timeout");
+                    // PATCHED: the body comes from `error_bodies`
+                    let response = self.error_bodies.empty(408, "Request Timeout");
                     response
                         .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                         .ok();
@@ -280,15 +301,22 @@ impl Iterator for ClientConnection {
 
                 Err(ReadError::ExpectationFailed(ver)) => {
                     let writer = self.sink.next().unwrap();
-                    let response = json_error(417, "Expectation Failed");
-                    response.raw_print(writer, ver, &[], true, None).ok();
+                    // PATCHED: the body comes from `error_bodies`, and it is sent (`false`): with
+                    // `true`, as upstream, a body set with `Server::set_error_body` was announced
+                    // by `Content-Length` but never sent. Upstream's own body is empty: for it,
+                    // nothing changes.
+                    let response = self.error_bodies.empty(417, "Expectation Failed");
+                    response.raw_print(writer, ver, &[], false, None).ok();
                     return None; // TODO: should be recoverable, but needs handling in case of body
                 }
 
-                // PATCHED: the head is over `MAX_HEAD_BYTES` (fix 2); the rest is unread.
+                // PATCHED: the head exceeded `MAX_HEAD_BYTES`
                 Err(ReadError::HeadTooLarge) => {
                     let writer = self.sink.next().unwrap();
-                    let response = json_error(431, "Request header fields too large");
+                    // PATCHED: the body comes from `error_bodies`
+                    let response = self
+                        .error_bodies
+                        .empty(431, "Request header fields too large");
                     response
                         .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                         .ok();
@@ -307,8 +335,10 @@ impl Iterator for ClientConnection {
             if *rq.http_version() > (1, 1) {
                 let mut rq = rq;
                 rq.answer_as_http_1_1();
-                let response =
-                    json_error(505, "This server only supports HTTP versions 1.0 and 1.1");
+                // PATCHED: the body comes from `error_bodies`
+                let response = self
+                    .error_bodies
+                    .text(505, "This server only supports HTTP versions 1.0 and 1.1");
                 rq.respond(response).ok();
                 return None;
             }
@@ -338,12 +368,6 @@ impl Iterator for ClientConnection {
             return Some(rq);
         }
     }
-}
-
-/// PATCHED: the answers tiny_http gives by itself are worded by the application's hook (see
-/// `set_error_body`), like every other answer of the service.
-fn json_error(code: u16, reason: &str) -> crate::Response<std::io::Cursor<Vec<u8>>> {
-    crate::error_response(code, reason)
 }
 
 /// Parses a "HTTP/1.1" string.

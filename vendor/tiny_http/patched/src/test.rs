@@ -73,7 +73,8 @@ impl From<TestRequest> for Request {
             Some(mock.remote_addr),
             mock.body.as_bytes(),
             std::io::sink(),
-            Default::default(), // PATCHED: the `abandoned` flag of fix 1
+            Default::default(), // PATCHED: no connection to mark abandoned
+            Default::default(), // PATCHED: no server, so upstream's error bodies
         )
         .unwrap()
     }

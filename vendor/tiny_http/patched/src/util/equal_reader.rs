@@ -15,6 +15,7 @@ where
     reader: R,
     size: usize,
     last_read_signal: Sender<IoResult<()>>,
+    // PATCHED: shared with the `ClientConnection`; set when the body is abandoned unread
     abandoned: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -22,6 +23,7 @@ impl<R> EqualReader<R>
 where
     R: Read,
 {
+    // PATCHED: takes the connection's `abandoned` flag
     pub fn new(
         reader: R,
         size: usize,
@@ -112,7 +114,7 @@ where
                     break;
                 }
                 Ok(other) => {
-                    self.size -= other;
+                    self.size -= other; // PATCHED: `size` itself counts down
                 }
             }
         }
@@ -131,7 +133,9 @@ mod tests {
         let mut org_reader = Cursor::new("hello world".to_string().into_bytes());
 
         {
-            let (mut equal_reader, _) = EqualReader::new(org_reader.by_ref(), 5, Default::default());
+            // PATCHED: a fresh `abandoned` flag
+            let (mut equal_reader, _) =
+                EqualReader::new(org_reader.by_ref(), 5, Default::default());
 
             let mut string = String::new();
             equal_reader.read_to_string(&mut string).unwrap();
@@ -150,7 +154,9 @@ mod tests {
         let mut org_reader = Cursor::new("hello world".to_string().into_bytes());
 
         {
-            let (mut equal_reader, _) = EqualReader::new(org_reader.by_ref(), 5, Default::default());
+            // PATCHED: a fresh `abandoned` flag
+            let (mut equal_reader, _) =
+                EqualReader::new(org_reader.by_ref(), 5, Default::default());
 
             let mut vec = [0];
             equal_reader.read_exact(&mut vec).unwrap();

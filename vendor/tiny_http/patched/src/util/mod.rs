@@ -1,11 +1,11 @@
-pub use self::chunked_reader::ChunkedReader;
+pub use self::chunked_reader::ChunkedReader; // PATCHED
 pub use self::custom_stream::CustomStream;
 pub use self::equal_reader::EqualReader;
 pub use self::fused_reader::FusedReader;
 pub use self::messages_queue::MessagesQueue;
 pub use self::refined_tcp_stream::RefinedTcpStream;
+pub use self::sequential::SequentialWriterBuilder; // PATCHED: `SequentialWriter` was unused
 pub use self::sequential::{SequentialReader, SequentialReaderBuilder};
-pub use self::sequential::SequentialWriterBuilder;
 pub use self::task_pool::TaskPool;
 
 use std::str::FromStr;

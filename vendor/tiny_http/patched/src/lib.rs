@@ -108,6 +108,7 @@ use std::time::Duration;
 
 use client::ClientConnection;
 use connection::Connection;
+use error_body::ErrorBodies; // PATCHED
 use util::MessagesQueue;
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
@@ -119,6 +120,7 @@ pub use test::TestRequest;
 mod client;
 mod common;
 mod connection;
+mod error_body; // PATCHED
 mod request;
 mod response;
 mod ssl;
@@ -140,6 +142,9 @@ pub struct Server {
 
     // result of TcpListener::local_addr()
     listening_addr: ListenAddr,
+
+    // PATCHED: the body of the answers given without a handler (`set_error_body`)
+    error_bodies: ErrorBodies,
 }
 
 enum Message {
@@ -159,54 +164,63 @@ impl From<Request> for Message {
     }
 }
 
-/// PATCHED: whether an `accept()` error concerns one connection attempt only, so the accept
-/// loop goes on. A read timeout set on the listener (so that accepted sockets inherit it) makes
-/// `accept()` give up with `EAGAIN` when no client came for that long; `EINTR` is a signal; and
-/// `ECONNABORTED` is a client that reset its connection before it was accepted (tiny-http
-/// issue #283: upstream ended the loop, and the server went deaf).
-fn accept_error_is_transient(e: &std::io::Error) -> bool {
+/// PATCHED (see PATCHES.md, fix 7): whether an error of `accept()` leaves the listener usable,
+/// so that the accept loop goes on. Upstream stopped it for good on the first error of any kind.
+///
+/// - `WouldBlock` (`EAGAIN`), `TimedOut`: a read timeout set on the listener (so that accepted
+///   sockets inherit it) also makes `accept()` give up when no client came for that long.
+/// - `Interrupted` (`EINTR`): a signal arrived while waiting.
+/// - `ConnectionAborted` (`ECONNABORTED`): a client gave up while its connection was still in
+///   the listen queue (tiny-http/tiny-http#283).
+///
+/// Every other error (`EMFILE`, `ENFILE`, `ENOBUFS`, `EBADF`, ...) still ends the loop, as
+/// upstream: the server then reports it through `recv()` / `incoming_requests()`.
+fn accept_error_is_transient(error: &IoError) -> bool {
     matches!(
-        e.kind(),
-        std::io::ErrorKind::WouldBlock
-            | std::io::ErrorKind::TimedOut
-            | std::io::ErrorKind::Interrupted
-            | std::io::ErrorKind::ConnectionAborted
+        error.kind(),
+        IoErrorKind::WouldBlock
+            | IoErrorKind::TimedOut
+            | IoErrorKind::Interrupted
+            | IoErrorKind::ConnectionAborted
     )
 }
 
-/// PATCHED: the body of the answers tiny_http gives on its own (`400` for a malformed head,
-/// `408`, `417`, `431`, `505`, and `503` for a request dropped at shutdown): the status and a
-/// short reason in, the body and its `Content-Type` out.
-pub type ErrorBody = fn(status: u16, reason: &str) -> (Vec<u8>, &'static str);
+// PATCHED (fix 7)
+#[cfg(test)]
+mod accept_error_tests {
+    use super::accept_error_is_transient;
+    use std::io::{Error, ErrorKind};
 
-static ERROR_BODY: std::sync::OnceLock<ErrorBody> = std::sync::OnceLock::new();
-
-/// PATCHED: sets the process-wide [`ErrorBody`] hook; only the first call takes effect (it
-/// returns `false` for the later ones). Without it the answers have an empty body, as upstream.
-pub fn set_error_body(hook: ErrorBody) -> bool {
-    ERROR_BODY.set(hook).is_ok()
-}
-
-/// PATCHED: an answer tiny_http gives on its own, worded by the hook.
-pub(crate) fn error_response(status: u16, reason: &str) -> Response<std::io::Cursor<Vec<u8>>> {
-    let response = match ERROR_BODY.get() {
-        Some(hook) => {
-            let (body, content_type) = hook(status, reason);
-            let header = Header::from_bytes(&b"Content-Type"[..], content_type.as_bytes());
-            let response = Response::from_data(body);
-            match header {
-                Ok(header) => response.with_header(header),
-                Err(()) => response,
-            }
+    #[test]
+    fn a_transient_error_does_not_end_the_accept_loop() {
+        for kind in [
+            ErrorKind::WouldBlock,
+            ErrorKind::TimedOut,
+            ErrorKind::Interrupted,
+            ErrorKind::ConnectionAborted,
+        ] {
+            assert!(accept_error_is_transient(&Error::from(kind)), "{:?}", kind);
         }
-        None => Response::from_data(Vec::new()),
-    };
-    response.with_status_code(StatusCode(status))
+    }
+
+    #[test]
+    fn any_other_error_ends_it() {
+        // EMFILE, as `accept()` returns it when the process is out of file descriptors.
+        let emfile = Error::from_raw_os_error(24);
+        assert!(!accept_error_is_transient(&emfile), "{:?}", emfile);
+        for kind in [
+            ErrorKind::Other,
+            ErrorKind::InvalidInput,
+            ErrorKind::PermissionDenied,
+        ] {
+            assert!(!accept_error_is_transient(&Error::from(kind)), "{:?}", kind);
+        }
+    }
 }
 
 // this trait is to make sure that Server implements Share and Send
 #[doc(hidden)]
-#[allow(dead_code)] // PATCHED: current Rust warns that the trait is never used.
+#[allow(dead_code)] // PATCHED: current rustc warns that the trait is never used
 trait MustBeShareDummy: Sync + Send {}
 #[doc(hidden)]
 impl MustBeShareDummy for Server {}
@@ -331,6 +345,8 @@ impl Server {
 
         let inside_close_trigger = close_trigger.clone();
         let inside_messages = messages.clone();
+        let error_bodies = ErrorBodies::default(); // PATCHED
+        let inside_error_bodies = error_bodies.clone(); // PATCHED
         thread::spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
             let tasks_pool = util::TaskPool::new();
@@ -357,10 +373,14 @@ impl Server {
                             Some(ref _ssl) => unreachable!(),
                         };
 
-                        Ok(ClientConnection::new(write_closable, read_closable))
+                        // PATCHED: with the server's `error_bodies`
+                        Ok(ClientConnection::new(
+                            write_closable,
+                            read_closable,
+                            inside_error_bodies.clone(),
+                        ))
                     }
-                    // PATCHED: errors that concern one connection attempt, not the listener,
-                    // must not end the loop (see `accept_error_is_transient`).
+                    // PATCHED: a transient error concerns one connection, or none: keep accepting.
                     Err(e) if accept_error_is_transient(&e) => continue,
                     Err(e) => Err(e),
                 };
@@ -402,7 +422,25 @@ impl Server {
             messages,
             close: close_trigger,
             listening_addr: local_addr,
+            error_bodies, // PATCHED
         })
+    }
+
+    /// PATCHED (see PATCHES.md, fix 4): sets the body of the answers that tiny_http gives by
+    /// itself, without a handler: `400` for a malformed request line or header, `408` when the
+    /// request head timed out, `417` for an unknown `Expect`, `431` for a head too large,
+    /// `505` for an unsupported HTTP version, and (fix 9) the `503` for a request dropped
+    /// unanswered.
+    ///
+    /// `body` gets the status code and a short English reason and returns the body and its
+    /// `Content-Type` header. Until it is set, these answers are upstream's: empty, and plain
+    /// text for the `505` (the `503` is not upstream's: see fix 9). It applies to the
+    /// connections already open too.
+    pub fn set_error_body<F>(&self, body: F)
+    where
+        F: Fn(StatusCode, &str) -> (Vec<u8>, Header) + Send + Sync + 'static,
+    {
+        self.error_bodies.set(Arc::new(body));
     }
 
     /// Returns an iterator for all the incoming requests.
@@ -490,35 +528,5 @@ impl Drop for Server {
                 let _ = std::fs::remove_file(path);
             }
         }
-    }
-}
-
-// PATCHED: tests of the accept-error classification.
-#[cfg(test)]
-mod accept_tests {
-    use super::accept_error_is_transient;
-    use std::io::{Error, ErrorKind};
-
-    #[test]
-    fn per_connection_accept_errors_do_not_end_the_loop() {
-        for kind in [
-            ErrorKind::WouldBlock,
-            ErrorKind::TimedOut,
-            ErrorKind::Interrupted,
-            ErrorKind::ConnectionAborted,
-        ] {
-            assert!(accept_error_is_transient(&Error::from(kind)), "{:?}", kind);
-        }
-        // ECONNABORTED as the kernel reports it, not only as a constructed kind.
-        assert!(accept_error_is_transient(&Error::from_raw_os_error(103)));
-    }
-
-    #[test]
-    fn listener_failures_still_end_it() {
-        for kind in [ErrorKind::InvalidInput, ErrorKind::PermissionDenied, ErrorKind::Other] {
-            assert!(!accept_error_is_transient(&Error::from(kind)), "{:?}", kind);
-        }
-        // EMFILE: out of descriptors; the logger's watchdog decides what to do.
-        assert!(!accept_error_is_transient(&Error::from_raw_os_error(24)));
     }
 }
