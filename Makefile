@@ -14,12 +14,14 @@ COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo docker c
 endif
 # How long `make up` waits for the logger to become healthy once its container runs.
 UP_TIMEOUT ?= 180
+# How long `make up` then waits for the logger's /health to show "broker": "connected".
+BROKER_TIMEOUT ?= 30
 # `make logs SERVICE=notification-processor` follows one service; empty: all of them.
 SERVICE ?=
 # Where cargo puts the binaries (honours CARGO_TARGET_DIR, as cargo does).
 BIN := $(or $(CARGO_TARGET_DIR),target)/release
 
-.PHONY: help up down logs ps run run-amqp test check bench openapi fmt lint docker-engine
+.PHONY: help up down down-v logs ps run run-amqp test check bench openapi fmt lint docker-engine
 
 help: ## List the targets
 	@echo "Usage: make TARGET"
@@ -27,8 +29,17 @@ help: ## List the targets
 
 # ---- With Docker: RabbitMQ and both services (docker-compose.yml) ---------------------------
 
-up: docker-engine ## Build and start everything detached, wait until the logger is healthy, print the URLs
-	@$(COMPOSE) up --detach --build
+up: docker-engine ## Build and start everything, wait until the logger is healthy and connected to RabbitMQ, print the URLs
+	@output=$$(mktemp); trap 'rm -f "$$output"' EXIT
+	# The output is kept (and shown as it comes) to explain a container that cannot start.
+	status=0; $(COMPOSE) up --detach --build 2>&1 | tee "$$output" || status=$${PIPESTATUS[0]}
+	if [ "$$status" -ne 0 ]; then
+	  if grep -q 'error setting rlimit' "$$output"; then
+	    nofile=$$($(COMPOSE) config 2>/dev/null | sed -n '/nofile:/,/hard:/s/^ *hard: *//p' | head -1)
+	    echo "make up: event-logger's open-file limit ($${nofile:-LOGGER_NOFILE}) is above the Docker daemon's hard limit: set LOGGER_NOFILE lower (e.g. LOGGER_NOFILE=4096 make up) or raise the daemon's limit (LimitNOFILE= of docker.service, or ulimit -Hn where dockerd starts)" >&2
+	  fi
+	  exit "$$status"
+	fi
 	# `up` already waits for the health conditions of depends_on; this also covers a logger that
 	# was running before and reports how it failed.
 	container=$$($(COMPOSE) ps -q event-logger)
@@ -47,19 +58,49 @@ up: docker-engine ## Build and start everything detached, wait until the logger 
 	# The published addresses, as Docker reports them (API_PORT and RABBITMQ_UI_PORT may move them).
 	api=$$($(COMPOSE) port event-logger 8000 | sed -E 's/^(0\.0\.0\.0|\[::\]|127\.0\.0\.1):/localhost:/')
 	ui=$$($(COMPOSE) port rabbitmq 15672 | sed -E 's/^(0\.0\.0\.0|\[::\]|127\.0\.0\.1):/localhost:/')
+	# Healthy means /health answers 200, whatever the broker; "up" means connected to it too.
+	get_health() {
+	  if command -v curl >/dev/null 2>&1; then
+	    curl -sS --max-time 3 "http://$$api/health" 2>&1
+	  else # bash alone: one HTTP/1.0 request, the body after the blank line
+	    { exec 3<>"/dev/tcp/$${api%:*}/$${api##*:}" &&
+	      printf 'GET /health HTTP/1.0\r\nHost: %s\r\n\r\n' "$$api" >&3 &&
+	      timeout 3 cat <&3 | sed '1,/^\r*$$/d'; } 2>&1
+	  fi
+	}
+	deadline=$$((SECONDS + $(BROKER_TIMEOUT)))
+	until health_body=$$(get_health) && [[ "$$health_body" =~ \"broker\":\ *\"connected\" ]]; do
+	  if [ "$$SECONDS" -ge "$$deadline" ]; then
+	    echo "make up: the containers run, but the Event Logger is not connected to RabbitMQ; http://$$api/health says: $$health_body" >&2
+	    # (grep reads to the end: with -q, the pipe's writer could die of SIGPIPE, failing pipefail)
+	    if $(COMPOSE) logs --no-color rabbitmq 2>/dev/null | grep -Ei 'invalid credentials|login refused|ACCESS_REFUSED' >/dev/null; then
+	      echo "make up: RabbitMQ refuses the login. It keeps the users of its volume's first start, so a RABBITMQ_USER/RABBITMQ_PASSWORD changed since then never applies: start with the old values, or delete the volume (its queued messages too) with 'make down-v' ($(COMPOSE) down -v), then 'make up'" >&2
+	    else
+	      echo "make up: likely cause: RabbitMQ is not ready or keeps old credentials (it keeps the users of its volume's first start, so a changed RABBITMQ_PASSWORD never applies; 'make down-v' = $(COMPOSE) down -v deletes the volume); see: $(COMPOSE) logs rabbitmq event-logger" >&2
+	    fi
+	    $(COMPOSE) logs --no-color --tail 10 event-logger >&2
+	    exit 1
+	  fi
+	  echo "waiting for event-logger to connect to RabbitMQ"
+	  sleep 2
+	done
 	user=$$($(COMPOSE) exec -T rabbitmq printenv RABBITMQ_DEFAULT_USER || echo '?')
 	echo
-	echo "The Event Notification System is up:"
+	echo "The Event Notification System is up (/health: $$health_body):"
 	echo "  API          http://$$api   (health: http://$$api/health)"
 	echo "  API docs     http://$$api/docs"
 	echo "  RabbitMQ UI  http://$$ui   (user $$user, password RABBITMQ_PASSWORD, default events)"
 	echo
 	echo "Try:  curl -d '{\"user_id\": \"u-42\", \"description\": \"Your order has shipped\"}' http://$$api/events"
-	echo "See the notifications:  docker compose logs -f notification-processor   (make logs SERVICE=notification-processor)"
-	echo "Stop:  make down"
+	echo "See the notifications:  $(COMPOSE) logs -f notification-processor   (make logs SERVICE=notification-processor)"
+	echo "More processors:  $(COMPOSE) up -d --scale notification-processor=3"
+	echo "Stop:  make down   (and delete the broker's volume, queued messages and users: make down-v)"
 
 down: docker-engine ## Stop and remove the containers (queued messages stay in the rabbitmq-data volume)
 	@$(COMPOSE) down
+
+down-v: docker-engine ## Stop and remove the containers and the rabbitmq-data volume (queued messages, RabbitMQ's users)
+	@$(COMPOSE) down --volumes
 
 logs: docker-engine ## Follow the logs of every service, or of SERVICE=name
 	@$(COMPOSE) logs --follow $(SERVICE)

