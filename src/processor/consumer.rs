@@ -197,10 +197,19 @@ impl Processor {
                 let _ = consumer.cancel();
                 // Wait for the broker's cancel-ok before dropping the receiver: deliveries still
                 // on their way to a dropped receiver make amiquip log an internal error.
-                // What arrives meanwhile is not handled; closing the channel requeues it.
+                // On shutdown, what arrives meanwhile is not handled; closing the channel
+                // requeues it. When a sibling stopped instead (its consumer cancelled because
+                // the queue was deleted, say), what is prefetched here is handled: requeued into
+                // a deleted queue, it would be lost.
                 while let Ok(message) = consumer.receiver().recv_timeout(Duration::from_secs(1)) {
-                    if !matches!(message, ConsumerMessage::Delivery(_)) {
-                        break;
+                    match message {
+                        ConsumerMessage::Delivery(delivery) if !self.shutdown.is_triggered() => {
+                            if self.handle(&consumer, delivery).is_err() {
+                                break;
+                            }
+                        }
+                        ConsumerMessage::Delivery(_) => {}
+                        _ => break,
                     }
                 }
                 drop(consumer);

@@ -113,13 +113,14 @@ pub fn message(event: &Event) -> (Vec<u8>, AmqpProperties) {
     (body, properties)
 }
 
-/// Publishes `event` to `exchange` (confirms, if enabled, arrive on the channel's listener).
+/// Publishes `event` to `exchange`, `mandatory`: a message no queue is bound for comes back as
+/// a `basic.return` (on the channel's return listener, before its confirm) instead of being
+/// dropped. Confirms, if enabled, arrive on the channel's confirm listener.
 pub fn publish(channel: &Channel, exchange: &str, event: &Event) -> amiquip::Result<()> {
     let (body, properties) = message(event);
-    channel.basic_publish(
-        exchange,
-        Publish::with_properties(&body, ROUTING_KEY, properties),
-    )
+    let mut publish = Publish::with_properties(&body, ROUTING_KEY, properties);
+    publish.mandatory = true;
+    channel.basic_publish(exchange, publish)
 }
 
 /// Capped exponential backoff: 100 ms, 200 ms, ... up to 10 s.

@@ -201,6 +201,16 @@ impl Topology {
             .collect()
     }
 
+    /// Deletes the topology's queue (and the messages in it), as `rabbitmqctl delete_queue` would.
+    pub fn delete_queue(&self) {
+        let mut connection = self.connect();
+        let channel = connection.open_channel(None).expect("channel");
+        channel
+            .queue_delete(self.queue.as_str(), QueueDeleteOptions::default())
+            .expect("queue.delete");
+        let _ = connection.close();
+    }
+
     /// Publishes `body` as it is, as the logger would route an event.
     pub fn publish_raw(&self, body: &[u8]) {
         let mut connection = self.connect();

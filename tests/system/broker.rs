@@ -37,6 +37,14 @@ fn assert_store_is_exactly(logger: &Logger, accepted: &[String]) {
 /// Posts from `clients` threads until `stop` is set; returns the ids that got a `200`. Other
 /// answers must be `503` (outbox full) and nothing else.
 fn post_until(logger: &Logger, clients: usize, stop: &AtomicBool) -> Vec<String> {
+    post_until_timed(logger, clients, stop)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect()
+}
+
+/// [`post_until`], with the moment each `200` arrived.
+fn post_until_timed(logger: &Logger, clients: usize, stop: &AtomicBool) -> Vec<(String, Instant)> {
     let accepted = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for c in 0..clients {
@@ -45,7 +53,7 @@ fn post_until(logger: &Logger, clients: usize, stop: &AtomicBool) -> Vec<String>
                 let mut i = 0;
                 while !stop.load(Ordering::Acquire) {
                     match logger.post(&format!("client-{c}"), &format!("event {i}")) {
-                        Ok(id) => accepted.lock().unwrap().push(id),
+                        Ok(id) => accepted.lock().unwrap().push((id, Instant::now())),
                         Err(r) => assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body)),
                     }
                     i += 1;
@@ -480,5 +488,130 @@ fn a_processor_stuck_in_a_put_gives_up_after_the_shutdown_timeout() {
     assert!(wait_until(Duration::from_secs(10), || {
         topology.ready(&topology.queue) == 1
     }));
+    logger.stop();
+}
+
+#[test]
+fn broker_queue_deleted_under_load_with_a_processor_running_loses_nothing() {
+    let Some(broker) = broker("queue_deleted_processor") else {
+        return;
+    };
+    let topology = broker.topology("deleted-with-processor");
+    let logger = Logger::start(&topology, &broker.url(), &[]);
+    logger.await_connected(Duration::from_secs(30));
+    let processor = start_processor(&topology, &broker.url(), logger.addr(), &[]);
+
+    // The sleeps stage the deletion in the middle of the load, as in `outage`.
+    let stop = AtomicBool::new(false);
+    let (accepted, deleted_at) = std::thread::scope(|scope| {
+        let clients = scope.spawn(|| post_until_timed(&logger, 4, &stop));
+        std::thread::sleep(Duration::from_secs(1));
+        let deleting = Instant::now();
+        topology.delete_queue();
+        std::thread::sleep(Duration::from_secs(2));
+        stop.store(true, Ordering::Release);
+        (clients.join().expect("clients"), deleting)
+    });
+    assert!(accepted.len() > 100, "only {} accepted", accepted.len());
+    // Deleting a queue deletes the messages in it: those routed to it (and confirmed) just before
+    // the deletion and not yet delivered may be gone. Every event accepted after the deletion
+    // began reaches the processor, and so does nearly everything before it.
+    let after: HashSet<String> = accepted
+        .iter()
+        .filter(|(_, at)| *at > deleted_at)
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert!(
+        after.len() > 100,
+        "only {} accepted after the deletion",
+        after.len()
+    );
+    let accepted: Vec<String> = accepted.into_iter().map(|(id, _)| id).collect();
+    let in_the_deleted_queue = 20;
+    logger.await_processed(
+        accepted.len() - in_the_deleted_queue,
+        Duration::from_secs(60),
+    );
+    // Let stragglers finish before looking (not a readiness wait: the rest may never come).
+    std::thread::sleep(Duration::from_secs(1));
+    let health = logger.health();
+    assert_eq!(health["pending"], 0, "{health}");
+    assert!(
+        health["returns"].as_u64().is_some_and(|n| n > 0),
+        "{health}"
+    );
+    let processor = stop_processor(processor);
+    let notified: HashSet<String> = notified(&processor.stdout.text()).into_iter().collect();
+    let missing: Vec<&String> = accepted
+        .iter()
+        .filter(|id| !notified.contains(*id))
+        .collect();
+    assert!(
+        missing.iter().all(|id| !after.contains(*id)),
+        "accepted after the deletion and never notified: {missing:?}"
+    );
+    assert!(
+        missing.len() <= in_the_deleted_queue,
+        "{} lost",
+        missing.len()
+    );
+    let events = logger.events();
+    for event in events
+        .iter()
+        .filter(|e| after.contains(e["event_id"].as_str().unwrap_or("")))
+    {
+        assert_eq!(event["status"], "Processed", "{event}");
+    }
+    let log = logger.stop().stderr.text();
+    assert!(
+        log.contains("returned") && log.contains("unroutable"),
+        "{log}"
+    );
+}
+
+#[test]
+fn broker_queue_deleted_without_a_processor_keeps_later_events_until_one_comes() {
+    let Some(broker) = broker("queue_deleted_alone") else {
+        return;
+    };
+    let topology = broker.topology("deleted-alone");
+    let logger = Logger::start(&topology, &broker.url(), &[]);
+    logger.await_connected(Duration::from_secs(30));
+    let before: Vec<String> = (0..10)
+        .map(|i| logger.post("u", &format!("before {i}")).expect("200"))
+        .collect();
+    assert!(wait_until(Duration::from_secs(10), || {
+        logger.health()["pending"] == 0
+    }));
+    assert_eq!(topology.ready(&topology.queue), 10);
+    // The operator deletes the queue, and the ten in it with it; what is accepted from now on
+    // must not be lost.
+    topology.delete_queue();
+    let after = while_posting(&logger, || std::thread::sleep(Duration::from_secs(2)));
+    assert!(after.len() > 50, "only {} accepted", after.len());
+    assert!(wait_until(Duration::from_secs(15), || {
+        logger.health()["pending"] == 0
+    }));
+    let health = logger.health();
+    assert_eq!(health["broker"], "connected", "{health}");
+    assert!(
+        health["returns"].as_u64().is_some_and(|n| n > 0),
+        "{health}"
+    );
+    // Re-declared by the logger, holding every later event.
+    assert_eq!(topology.ready(&topology.queue) as usize, after.len());
+
+    let processor = start_processor(&topology, &broker.url(), logger.addr(), &[]);
+    logger.await_processed(after.len(), Duration::from_secs(60));
+    let processor = stop_processor(processor);
+    let mut notified = notified(&processor.stdout.text());
+    notified.sort();
+    let mut wanted = after.clone();
+    wanted.sort();
+    assert_eq!(
+        notified, wanted,
+        "every event accepted after the deletion, once"
+    );
+    assert!(before.iter().all(|id| !notified.contains(id)));
     logger.stop();
 }

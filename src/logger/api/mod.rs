@@ -98,6 +98,7 @@ impl Api {
                 status: "ok".into(),
                 broker: self.status.broker().as_str().into(),
                 pending: self.status.pending(),
+                returns: self.status.returns(),
                 events: self.store.len(),
             },
         )

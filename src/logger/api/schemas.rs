@@ -24,6 +24,10 @@ pub(crate) struct Health {
     /// Events accepted but not yet handed on (confirmed by the broker, or printed in embedded
     /// mode).
     pub(crate) pending: usize,
+    /// Messages RabbitMQ returned as unroutable (no queue bound, say after the queue was
+    /// deleted) since start; each was kept pending and published again after the topology was
+    /// re-declared. Always `0` in embedded mode.
+    pub(crate) returns: u64,
     /// Events stored.
     pub(crate) events: usize,
 }
