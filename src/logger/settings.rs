@@ -140,6 +140,27 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_amqp_url_parameter_is_a_configuration_error() {
+        let err = LoggerSettings::from_lookup(env(&[(
+            "AMQP_URL",
+            "amqp://u:s3cret@h/%2f?heartbeat=5&prefetch=3",
+        )]))
+        .unwrap_err();
+        assert_eq!(err.var, "AMQP_URL");
+        let text = err.to_string();
+        assert!(
+            text.contains("unknown query parameter \"prefetch\""),
+            "{text}"
+        );
+        assert!(!text.contains("s3cret"), "{text}");
+        let ok = LoggerSettings::from_lookup(env(&[(
+            "AMQP_URL",
+            "amqp://u:p@h/%2f?heartbeat=5&connection_timeout=100&channel_max=9",
+        )]));
+        assert!(ok.is_ok());
+    }
+
+    #[test]
     fn the_token_is_trimmed_as_the_presented_one_is() {
         let s = LoggerSettings::from_lookup(env(&[("API_TOKEN", " tok3n\n")])).unwrap();
         assert_eq!(

@@ -1,11 +1,12 @@
 //! What both services share about RabbitMQ: connecting, the topology of `openapi/API.md`, the message
 //! format, and the reconnect backoff.
 
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use amiquip::{
-    AmqpProperties, AmqpValue, Channel, Connection, ExchangeDeclareOptions, ExchangeType,
-    FieldTable, Publish, QueueDeclareOptions,
+    AmqpProperties, AmqpValue, Auth, Channel, Connection, ConnectionOptions, ConnectionTuning,
+    ExchangeDeclareOptions, ExchangeType, FieldTable, Publish, QueueDeclareOptions,
 };
 
 use crate::shared::env::{Secret, redact_url};
@@ -17,15 +18,162 @@ pub const ROUTING_KEY: &str = "event.created";
 /// How long opening a connection may take when the URL does not say (`connection_timeout`).
 const CONNECT_TIMEOUT_MS: u64 = 5_000;
 
-/// Opens a plain-TCP connection. Without a `connection_timeout` in the URL, amiquip would wait
-/// forever on a peer that accepts TCP but never speaks AMQP, so one is added.
-pub fn connect(settings: &AmqpSettings) -> amiquip::Result<Connection> {
-    let mut url = settings.url.expose().to_owned();
-    if !url.contains("connection_timeout=") {
-        url.push(if url.contains('?') { '&' } else { '?' });
-        url.push_str(&format!("connection_timeout={CONNECT_TIMEOUT_MS}"));
+/// TCP keepalive: first probe after this much idleness (heartbeats are the main detector; this
+/// catches a peer that vanished while heartbeats are off).
+const KEEPALIVE_TIME: Duration = Duration::from_secs(30);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// What `AMQP_URL` says, parsed once and checked at settings time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlOptions {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub vhost: String,
+    /// `heartbeat` query parameter, seconds (`None`: amiquip's 60 s, or the server's if lower).
+    pub heartbeat: Option<u16>,
+    /// `connection_timeout` query parameter (ms), for the TCP connect and the AMQP handshake.
+    pub connection_timeout: Duration,
+    /// `channel_max` query parameter.
+    pub channel_max: Option<u16>,
+}
+
+/// The query parameters [`parse_url`] accepts.
+pub const URL_PARAMETERS: &[&str] = &["heartbeat", "connection_timeout", "channel_max"];
+
+/// Parses an `amqp://user:password@host:port/vhost?heartbeat=N&connection_timeout=MS&channel_max=N`
+/// URL (RabbitMQ's URI spec: user and password default to `guest`, the port to 5672, an absent
+/// vhost to `/`; all percent-decoded). The error never contains the password.
+pub fn parse_url(text: &str) -> Result<UrlOptions, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("not a URL ({e})"))?;
+    if url.scheme() != "amqp" {
+        return Err(format!(
+            "scheme {:?}: expected amqp (amqps is not supported by this build)",
+            url.scheme()
+        ));
     }
-    Connection::insecure_open(&url)
+    let host = match url.host() {
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        Some(host) => host.to_string(),
+        None => return Err("no host".into()),
+    };
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8()
+            .map(|c| c.into_owned())
+            .map_err(|_| "percent-encoding that is not UTF-8".to_owned())
+    };
+    let user = match url.username() {
+        "" => "guest".to_owned(),
+        user => decode(user)?,
+    };
+    let password = match url.password() {
+        None => "guest".to_owned(),
+        Some(password) => decode(password)?,
+    };
+    let path = url.path().strip_prefix('/').unwrap_or(url.path());
+    if path.contains('/') {
+        return Err("more than one path segment (the vhost is one segment; write / as %2f)".into());
+    }
+    let vhost = if path.is_empty() {
+        "/".to_owned()
+    } else {
+        decode(path)?
+    };
+    let mut options = UrlOptions {
+        host,
+        port: url.port().unwrap_or(5672),
+        user,
+        password,
+        vhost,
+        heartbeat: None,
+        connection_timeout: Duration::from_millis(CONNECT_TIMEOUT_MS),
+        channel_max: None,
+    };
+    for (key, value) in url.query_pairs() {
+        let number = |max: u64| {
+            value
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n <= max)
+                .ok_or_else(|| format!("{key}={value:?}: expected a whole number from 0 to {max}"))
+        };
+        match key.as_ref() {
+            "heartbeat" => options.heartbeat = Some(number(u16::MAX.into())? as u16),
+            "channel_max" => options.channel_max = Some(number(u16::MAX.into())? as u16),
+            "connection_timeout" => {
+                options.connection_timeout = Duration::from_millis(number(86_400_000)?.max(1))
+            }
+            other => {
+                return Err(format!(
+                    "unknown query parameter {other:?} (known: {})",
+                    URL_PARAMETERS.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(options)
+}
+
+/// Opens a plain-TCP connection. The TCP connection is ours (amiquip's would not set
+/// `TCP_NODELAY`, and small AMQP frames would wait for delayed ACKs): resolved, connected with
+/// the `connection_timeout` (5 s by default: without one a peer that accepts TCP but never
+/// speaks AMQP would hang us), `TCP_NODELAY`, TCP keepalive; then the AMQP handshake.
+pub fn connect(settings: &AmqpSettings) -> amiquip::Result<Connection> {
+    let shown = || url::Url::parse(&settings.display_url()).expect("a redacted URL still parses");
+    let io = |source: std::io::Error| amiquip::Error::FailedToConnect {
+        url: shown(),
+        source,
+    };
+    let options = parse_url(settings.url.expose())
+        .map_err(|why| io(std::io::Error::new(std::io::ErrorKind::InvalidInput, why)))?;
+    let addrs: Vec<SocketAddr> = (options.host.as_str(), options.port)
+        .to_socket_addrs()
+        .map_err(|source| amiquip::Error::ResolveUrlToSocketAddr {
+            url: shown(),
+            source,
+        })?
+        .collect();
+    let mut last = None;
+    for addr in &addrs {
+        match open_tcp(addr, options.connection_timeout) {
+            Ok(stream) => {
+                let mut amqp = ConnectionOptions::<Auth>::default()
+                    .auth(Auth::Plain {
+                        username: options.user.clone(),
+                        password: options.password.clone(),
+                    })
+                    .virtual_host(options.vhost.clone())
+                    .connection_timeout(Some(options.connection_timeout))
+                    .information(Some(format!(
+                        "{} {}",
+                        env!("CARGO_PKG_NAME"),
+                        env!("CARGO_PKG_VERSION")
+                    )));
+                if let Some(heartbeat) = options.heartbeat {
+                    amqp = amqp.heartbeat(heartbeat);
+                }
+                if let Some(channel_max) = options.channel_max {
+                    amqp = amqp.channel_max(channel_max);
+                }
+                return Connection::insecure_open_stream(stream, amqp, ConnectionTuning::default());
+            }
+            Err(e) => last = Some(io(e)),
+        }
+    }
+    Err(last.unwrap_or_else(|| amiquip::Error::UrlNoSocketAddrs { url: shown() }))
+}
+
+fn open_tcp(addr: &SocketAddr, timeout: Duration) -> std::io::Result<mio::net::TcpStream> {
+    let stream = std::net::TcpStream::connect_timeout(addr, timeout)?;
+    stream.set_nodelay(true)?;
+    socket2::SockRef::from(&stream).set_tcp_keepalive(
+        &socket2::TcpKeepalive::new()
+            .with_time(KEEPALIVE_TIME)
+            .with_interval(KEEPALIVE_INTERVAL),
+    )?;
+    mio::net::TcpStream::from_stream(stream)
 }
 
 /// Names of everything [`declare`] creates.
@@ -236,6 +384,55 @@ mod tests {
             props.message_id().as_ref().map(|s| s.to_string()),
             Some(event.event_id.to_string())
         );
+    }
+
+    #[test]
+    fn url_options_are_parsed_with_rabbitmq_defaults() {
+        let o = parse_url("amqp://h").unwrap();
+        assert_eq!(
+            (
+                o.host.as_str(),
+                o.port,
+                o.user.as_str(),
+                o.password.as_str()
+            ),
+            ("h", 5672, "guest", "guest")
+        );
+        assert_eq!(o.vhost, "/");
+        assert_eq!(o.connection_timeout, Duration::from_millis(5_000));
+        assert_eq!((o.heartbeat, o.channel_max), (None, None));
+
+        let o = parse_url(
+            "amqp://us%40r:p%3Ass@[::1]:5673/my%2fvhost?heartbeat=5&connection_timeout=250&channel_max=8",
+        )
+        .unwrap();
+        assert_eq!((o.host.as_str(), o.port), ("::1", 5673));
+        assert_eq!((o.user.as_str(), o.password.as_str()), ("us@r", "p:ss"));
+        assert_eq!(o.vhost, "my/vhost");
+        assert_eq!(o.heartbeat, Some(5));
+        assert_eq!(o.connection_timeout, Duration::from_millis(250));
+        assert_eq!(o.channel_max, Some(8));
+        assert_eq!(parse_url("amqp://h/%2f").unwrap().vhost, "/");
+    }
+
+    #[test]
+    fn bad_url_options_are_errors_that_hide_the_password() {
+        let err = parse_url("amqp://u:s3cret@h/?heartbeet=5").unwrap_err();
+        assert_eq!(
+            err,
+            "unknown query parameter \"heartbeet\" (known: heartbeat, connection_timeout, channel_max)"
+        );
+        for bad in [
+            "amqp://u:s3cret@h/?heartbeat=70000",
+            "amqp://u:s3cret@h/?channel_max=x",
+            "amqp://u:s3cret@h/?connection_timeout=-1",
+            "amqp://u:s3cret@h/a/b",
+            "amqps://u:s3cret@h/",
+            "http://u:s3cret@h/",
+        ] {
+            let err = parse_url(bad).unwrap_err();
+            assert!(!err.contains("s3cret"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -228,6 +228,11 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             "expected amqp://user:password@host:port/vhost (amqps is not supported by this build)",
             true,
         )?;
+        crate::shared::amqp::parse_url(&url).map_err(|problem| ConfigError {
+            var: "AMQP_URL",
+            value: None,
+            problem,
+        })?;
         Ok(Some(AmqpSettings {
             url: Secret(url),
             exchange: self.name("AMQP_EXCHANGE", "events")?,
