@@ -7,8 +7,8 @@ use log::LevelFilter;
 
 use crate::shared::amqp::AmqpSettings;
 use crate::shared::env::{
-    self, AMQP_EXCHANGE, AMQP_QUEUE, API_TOKEN, ConfigError, Env, LOG_LEVEL, SHUTDOWN_TIMEOUT,
-    Secret, Var, var,
+    self, AMQP_EXCHANGE, AMQP_QUEUE, AMQP_ROUTING_KEY, API_TOKEN, ConfigError, Env, LOG_LEVEL,
+    SHUTDOWN_TIMEOUT, Secret, Var, var,
 };
 
 /// The Event Logger's variables.
@@ -47,6 +47,7 @@ pub const LOGGER_VARS: &[Var] = &[
     ),
     AMQP_EXCHANGE,
     AMQP_QUEUE,
+    AMQP_ROUTING_KEY,
     API_TOKEN,
     LOG_LEVEL,
 ];

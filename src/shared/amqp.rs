@@ -12,7 +12,7 @@ use amiquip::{
 use crate::shared::env::{Secret, redact_url};
 use crate::shared::event::Event;
 
-/// Routing key of "event created" messages.
+/// Routing key of "event created" messages unless `AMQP_ROUTING_KEY` says otherwise.
 pub const ROUTING_KEY: &str = "event.created";
 
 /// How long opening a connection may take when the URL does not say (`connection_timeout`).
@@ -197,7 +197,7 @@ impl Names {
 }
 
 /// Declares the topology of `openapi/API.md`, idempotently: a durable direct exchange, a durable queue
-/// bound with [`ROUTING_KEY`] whose rejected messages go to a durable fanout `<exchange>.dlx`
+/// bound with the routing key (`AMQP_ROUTING_KEY`) whose rejected messages go to a durable fanout `<exchange>.dlx`
 /// bound to a durable `<queue>.dead`.
 pub fn declare(channel: &Channel, settings: &AmqpSettings) -> amiquip::Result<Names> {
     let names = Names::of(settings);
@@ -231,7 +231,7 @@ pub fn declare(channel: &Channel, settings: &AmqpSettings) -> amiquip::Result<Na
     channel.queue_bind(
         names.queue.as_str(),
         names.exchange.as_str(),
-        ROUTING_KEY,
+        settings.routing_key.as_str(),
         FieldTable::default(),
     )?;
     channel.queue_declare(
@@ -261,14 +261,14 @@ pub fn message(event: &Event) -> (Vec<u8>, AmqpProperties) {
     (body, properties)
 }
 
-/// Publishes `event` to `exchange`, `mandatory`: a message no queue is bound for comes back as
+/// Publishes `event` to the exchange with the routing key of `settings`, `mandatory`: a message no queue is bound for comes back as
 /// a `basic.return` (on the channel's return listener, before its confirm) instead of being
 /// dropped. Confirms, if enabled, arrive on the channel's confirm listener.
-pub fn publish(channel: &Channel, exchange: &str, event: &Event) -> amiquip::Result<()> {
+pub fn publish(channel: &Channel, settings: &AmqpSettings, event: &Event) -> amiquip::Result<()> {
     let (body, properties) = message(event);
-    let mut publish = Publish::with_properties(&body, ROUTING_KEY, properties);
+    let mut publish = Publish::with_properties(&body, settings.routing_key.as_str(), properties);
     publish.mandatory = true;
-    channel.basic_publish(exchange, publish)
+    channel.basic_publish(settings.exchange.as_str(), publish)
 }
 
 /// Capped exponential backoff: 100 ms, 200 ms, ... up to 10 s.
@@ -331,6 +331,8 @@ pub struct AmqpSettings {
     pub url: Secret,
     pub exchange: String,
     pub queue: String,
+    /// Routing key of the messages and of the queue's binding (`AMQP_ROUTING_KEY`).
+    pub routing_key: String,
 }
 
 impl AmqpSettings {

@@ -614,3 +614,24 @@ fn broker_queue_deleted_without_a_processor_keeps_later_events_until_one_comes()
     assert!(before.iter().all(|id| !notified.contains(id)));
     logger.stop();
 }
+
+#[test]
+fn broker_a_non_default_routing_key_is_used_for_publishing_and_binding() {
+    let Some(broker) = broker("routing_key") else {
+        return;
+    };
+    let topology = broker.topology_with_key("routing-key", "orders.shipped");
+    let logger = Logger::start(&topology, &broker.url(), &[]);
+    logger.await_connected(Duration::from_secs(30));
+    let processor = start_processor(&topology, &broker.url(), logger.addr(), &[]);
+    let accepted: Vec<String> = (0..50)
+        .map(|i| logger.post("u", &format!("event {i}")).expect("200"))
+        .collect();
+    logger.await_processed(50, Duration::from_secs(30));
+    assert_store_is_exactly(&logger, &accepted);
+    let health = logger.health();
+    assert_eq!(health["returns"], 0, "routed by the custom key: {health}");
+    let processor = stop_processor(processor);
+    assert_eq!(notified(&processor.stdout.text()).len(), 50);
+    logger.stop();
+}

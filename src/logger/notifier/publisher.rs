@@ -203,10 +203,10 @@ impl Publisher {
         };
         // Message ids of returned messages whose confirm has not come yet.
         let mut returned: HashSet<String> = HashSet::new();
-        let exchange = self.settings.exchange.clone();
+        let settings = self.settings.clone();
         let mut smoother = ConfirmSmoother::new();
         for event in &self.unconfirmed {
-            if let Err(e) = amqp::publish(channel, &exchange, event) {
+            if let Err(e) = amqp::publish(channel, &settings, event) {
                 return SessionEnd::Failed(format!("publish failed: {e}"));
             }
         }
@@ -228,7 +228,7 @@ impl Publisher {
                         if self.unconfirmed.is_empty() {
                             waiting_since = Instant::now();
                         }
-                        if let Err(e) = amqp::publish(channel, &exchange, &event) {
+                        if let Err(e) = amqp::publish(channel, &settings, &event) {
                             self.unconfirmed.push_back(event);
                             return SessionEnd::Failed(format!("publish failed: {e}"));
                         }
@@ -331,7 +331,7 @@ impl Publisher {
             .map_err(|e| format!("cannot re-declare the topology after a return: {e}"))?;
         let start = self.unconfirmed.len() - republish;
         for event in self.unconfirmed.range(start..) {
-            amqp::publish(channel, &self.settings.exchange, event)
+            amqp::publish(channel, &self.settings, event)
                 .map_err(|e| format!("publish failed: {e}"))?;
         }
         Ok(())
