@@ -6,8 +6,8 @@
 //! either the embedded notifier ([`crate::notifier`]) or the RabbitMQ publisher
 //! ([`crate::publisher`]); handlers cannot tell which, and never block on it.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -59,6 +59,8 @@ struct Shared {
     broker: AtomicU8,
     /// Messages the broker returned as unroutable (`basic.return`), since start.
     returns: AtomicU64,
+    /// Why the broker cannot be used, while that lasts (for `/health`).
+    broker_error: Mutex<Option<String>>,
 }
 
 /// The producer side, held by the HTTP handlers. Cheap to clone.
@@ -99,6 +101,7 @@ pub fn outbox(capacity: usize, broker: BrokerState) -> (Outbox, OutboxReceiver) 
         capacity,
         broker: AtomicU8::new(broker as u8),
         returns: AtomicU64::new(0),
+        broker_error: Mutex::new(None),
     });
     (
         Outbox {
@@ -166,6 +169,15 @@ impl OutboxReceiver {
         self.shared.broker.store(state as u8, Ordering::Release);
     }
 
+    /// Why the broker cannot be used (`None`: it can, or nothing is known).
+    pub fn set_broker_error(&self, error: Option<String>) {
+        *self
+            .shared
+            .broker_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = error;
+    }
+
     /// `count` more messages came back unroutable (they stay pending and are published again).
     pub fn returned(&self, count: usize) {
         self.shared
@@ -177,6 +189,15 @@ impl OutboxReceiver {
 impl OutboxStatus {
     pub fn pending(&self) -> usize {
         self.shared.pending.load(Ordering::Acquire)
+    }
+
+    /// Why the broker cannot be used, if known.
+    pub fn broker_error(&self) -> Option<String> {
+        self.shared
+            .broker_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Messages returned unroutable by the broker since start.

@@ -176,6 +176,133 @@ fn open_tcp(addr: &SocketAddr, timeout: Duration) -> std::io::Result<mio::net::T
     mio::net::TcpStream::from_stream(stream)
 }
 
+/// How often a problem that lasts is logged again.
+pub const REMINDER_PERIOD: Duration = Duration::from_secs(60);
+
+/// A failed attempt to connect and declare, as an operator should read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub level: log::Level,
+    /// Same kind as the previous failure: no new log line (only the reminder).
+    pub kind: &'static str,
+    /// The log line.
+    pub line: String,
+    /// What `/health` shows as `broker_error`.
+    pub short: String,
+}
+
+/// Reads an error from [`connect`] or [`declare`]: broker unreachable (`warn`), bad credentials
+/// (`error`, with a hint) or an object that exists with other arguments (`error`, naming it,
+/// our arguments and the remedy).
+pub fn classify(error: &amiquip::Error, settings: &AmqpSettings) -> Failure {
+    let text = error.to_string();
+    let (code, message) = match error {
+        amiquip::Error::ServerClosedConnection { code, message }
+        | amiquip::Error::ServerClosedChannel { code, message, .. } => (*code, message.as_str()),
+        amiquip::Error::InvalidCredentials => (403, "ACCESS_REFUSED (invalid credentials)"),
+        _ => (0, ""),
+    };
+    if code == 403 || message.contains("ACCESS_REFUSED") {
+        return Failure {
+            level: log::Level::Error,
+            kind: "access-refused",
+            line: format!(
+                "RabbitMQ at {} refused the login ({message}): check the user and password in \
+                 AMQP_URL and that the user may access the vhost; retrying with backoff",
+                settings.display_url()
+            ),
+            short: message.to_owned(),
+        };
+    }
+    if code == 406 || message.contains("PRECONDITION_FAILED") {
+        let names = Names::of(settings);
+        let (object, ours) = if let Some(name) = quoted_after(message, "for queue '") {
+            let ours = if name == names.dead_letter_queue {
+                "durable".to_owned()
+            } else {
+                format!(
+                    "durable, x-dead-letter-exchange={}",
+                    names.dead_letter_exchange
+                )
+            };
+            (format!("queue '{name}'"), ours)
+        } else if let Some(name) = quoted_after(message, "for exchange '") {
+            let ours = if name == names.dead_letter_exchange {
+                "fanout, durable"
+            } else {
+                "direct, durable"
+            };
+            (format!("exchange '{name}'"), ours.to_owned())
+        } else {
+            (
+                "an exchange or queue".to_owned(),
+                "see openapi/API.md, Topology".to_owned(),
+            )
+        };
+        return Failure {
+            level: log::Level::Error,
+            kind: "precondition-failed",
+            line: format!(
+                "RabbitMQ refused to declare {object}: it exists with other arguments than ours \
+                 ({ours}): {message}. Choose other names with AMQP_EXCHANGE/AMQP_QUEUE, or delete \
+                 the old {object} (rabbitmqctl delete_queue / delete_exchange); retrying with backoff"
+            ),
+            short: format!("{object} exists with other arguments: {message}"),
+        };
+    }
+    Failure {
+        level: log::Level::Warn,
+        kind: "unavailable",
+        line: format!(
+            "RabbitMQ unavailable ({text}) at {}; retrying with backoff",
+            settings.display_url()
+        ),
+        short: text,
+    }
+}
+
+fn quoted_after(text: &str, prefix: &str) -> Option<String> {
+    let rest = &text[text.find(prefix)? + prefix.len()..];
+    Some(rest[..rest.find('\'')?].to_owned())
+}
+
+/// Logs failed attempts the way an operator wants them: one line when the problem starts or
+/// changes, a reminder every [`REMINDER_PERIOD`] while it lasts, `debug` otherwise.
+#[derive(Debug, Default)]
+pub struct Reporter {
+    /// The current problem's kind, when it was last logged, and attempts since.
+    current: Option<(&'static str, std::time::Instant, u32)>,
+}
+
+impl Reporter {
+    pub fn failed(&mut self, failure: &Failure) {
+        match &mut self.current {
+            Some((kind, logged, attempts)) if *kind == failure.kind => {
+                *attempts += 1;
+                if logged.elapsed() >= REMINDER_PERIOD {
+                    log::log!(
+                        failure.level,
+                        "still failing after {attempts} attempts: {}",
+                        failure.line
+                    );
+                    *logged = std::time::Instant::now();
+                } else {
+                    log::debug!("attempt {attempts}: {}", failure.line);
+                }
+            }
+            _ => {
+                log::log!(failure.level, "{}", failure.line);
+                self.current = Some((failure.kind, std::time::Instant::now(), 1));
+            }
+        }
+    }
+
+    /// The problem is over (connected, or a session ran and ended otherwise).
+    pub fn reset(&mut self) {
+        self.current = None;
+    }
+}
+
 /// Names of everything [`declare`] creates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Names {

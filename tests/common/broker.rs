@@ -221,6 +221,18 @@ impl Topology {
         let _ = connection.close();
     }
 
+    /// Replaces the topology's queue by a non-durable one without arguments (as the FastAPI
+    /// original declared its `test` queue), so that our declaration fails with `406`.
+    pub fn conflicting_queue(&self) {
+        self.delete_queue();
+        let mut connection = self.connect();
+        let channel = connection.open_channel(None).expect("channel");
+        channel
+            .queue_declare(self.queue.as_str(), amiquip::QueueDeclareOptions::default())
+            .expect("queue.declare");
+        let _ = connection.close();
+    }
+
     /// Publishes `body` as it is, as the logger would route an event.
     pub fn publish_raw(&self, body: &[u8]) {
         let mut connection = self.connect();

@@ -635,3 +635,128 @@ fn broker_a_non_default_routing_key_is_used_for_publishing_and_binding() {
     assert_eq!(notified(&processor.stdout.text()).len(), 50);
     logger.stop();
 }
+
+/// Lines of `log` at `level` (`"WARN"`, `"ERROR"`) containing `text`.
+fn lines_with(log: &str, level: &str, text: &str) -> usize {
+    log.lines()
+        .filter(|l| l.contains(&format!("[{level}]")) && l.contains(text))
+        .count()
+}
+
+#[test]
+fn broker_unreachable_at_start_is_one_warning_with_the_reason() {
+    let Some(broker) = broker("unreachable_log") else {
+        return;
+    };
+    let topology = broker.topology("unreachable-log");
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+    let logger = Logger::start(&topology, &url, &[]);
+    assert!(wait_until(Duration::from_secs(10), || {
+        lines_with(
+            &logger.service.stderr.text(),
+            "WARN",
+            "RabbitMQ unavailable",
+        ) == 1
+    }));
+    // Several attempts (100 ms, 200 ms, ... backoff), still one line.
+    std::thread::sleep(Duration::from_secs(2));
+    let log = logger.service.stderr.text();
+    assert_eq!(lines_with(&log, "WARN", "RabbitMQ unavailable"), 1, "{log}");
+    assert_eq!(lines_with(&log, "WARN", "failed to connect"), 1, "{log}");
+    let health = logger.health();
+    assert_eq!(health["broker"], "disconnected", "{health}");
+    assert!(health["broker_error"].is_string(), "{health}");
+    logger.stop();
+}
+
+#[test]
+fn broker_bad_credentials_are_one_error_with_a_hint_on_both_sides() {
+    let Some(broker) = broker("bad_credentials") else {
+        return;
+    };
+    let topology = broker.topology("bad-credentials");
+    let mut url = url::Url::parse(&broker.url()).expect("url");
+    url.set_password(Some("not-the-password"))
+        .expect("password");
+    let logger = Logger::start(&topology, url.as_str(), &[]);
+    let mut env = topology.env(url.as_str());
+    env.push(("API_URL", format!("http://{}", logger.addr())));
+    let processor = crate::common::process::Service::start("notification-processor", &[], &env);
+    let refused = |log: &str| lines_with(log, "ERROR", "refused the login");
+    assert!(wait_until(Duration::from_secs(15), || {
+        refused(&logger.service.stderr.text()) == 1 && refused(&processor.stderr.text()) == 1
+    }));
+    std::thread::sleep(Duration::from_secs(2));
+    for log in [logger.service.stderr.text(), processor.stderr.text()] {
+        assert_eq!(refused(&log), 1, "{log}");
+        assert_eq!(
+            lines_with(&log, "ERROR", "check the user and password in AMQP_URL"),
+            1
+        );
+        assert!(log.contains("ACCESS_REFUSED"), "{log}");
+        assert!(!log.contains("not-the-password"), "{log}");
+    }
+    let health = logger.health();
+    assert!(
+        health["broker_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("ACCESS_REFUSED")),
+        "{health}"
+    );
+    drop(processor);
+    logger.stop();
+}
+
+#[test]
+fn broker_a_queue_with_other_arguments_is_one_error_naming_it_and_the_remedy() {
+    let Some(broker) = broker("precondition") else {
+        return;
+    };
+    let topology = broker.topology("precondition");
+    topology.conflicting_queue();
+    let logger = Logger::start(&topology, &broker.url(), &[]);
+    let mut env = topology.env(&broker.url());
+    env.push(("API_URL", format!("http://{}", logger.addr())));
+    let processor = crate::common::process::Service::start("notification-processor", &[], &env);
+    let named = format!("queue '{}'", topology.queue);
+    let refused = |log: &str| lines_with(log, "ERROR", &named);
+    assert!(wait_until(Duration::from_secs(15), || {
+        refused(&logger.service.stderr.text()) == 1 && refused(&processor.stderr.text()) == 1
+    }));
+    std::thread::sleep(Duration::from_secs(2));
+    for log in [logger.service.stderr.text(), processor.stderr.text()] {
+        assert_eq!(refused(&log), 1, "{log}");
+        let line = log
+            .lines()
+            .find(|l| l.contains("[ERROR]") && l.contains(&named))
+            .expect("the line");
+        for part in [
+            "x-dead-letter-exchange",
+            "AMQP_QUEUE",
+            "delete",
+            "PRECONDITION_FAILED",
+        ] {
+            assert!(line.contains(part), "{part} missing: {line}");
+        }
+    }
+    let health = logger.health();
+    assert_eq!(health["broker"], "disconnected", "{health}");
+    assert!(
+        health["broker_error"]
+            .as_str()
+            .is_some_and(|e| e.contains(&named)),
+        "{health}"
+    );
+    // The remedy works: with the old queue gone, both connect (within the backoff's cap).
+    topology.delete_queue();
+    logger.await_connected(Duration::from_secs(20));
+    assert_eq!(logger.health()["broker_error"], Value::Null);
+    topology.await_consumers(4, Duration::from_secs(20));
+    drop(processor);
+    logger.stop();
+}

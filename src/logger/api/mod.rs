@@ -99,6 +99,7 @@ impl Api {
                 broker: self.status.broker().as_str().into(),
                 pending: self.status.pending(),
                 returns: self.status.returns(),
+                broker_error: self.status.broker_error(),
                 events: self.store.len(),
             },
         )

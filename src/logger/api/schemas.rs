@@ -28,6 +28,9 @@ pub(crate) struct Health {
     /// deleted) since start; each was kept pending and published again after the topology was
     /// re-declared. Always `0` in embedded mode.
     pub(crate) returns: u64,
+    /// Why the configured broker cannot be used while `broker` is `disconnected` (unreachable,
+    /// login refused, or an exchange or queue exists with other arguments), else `null`.
+    pub(crate) broker_error: Option<String>,
     /// Events stored.
     pub(crate) events: usize,
 }

@@ -26,7 +26,7 @@ use amiquip::{Confirm, ConfirmSmoother, Connection, Return};
 use crossbeam_channel::{Receiver, RecvTimeoutError, select};
 
 use crate::logger::outbox::{BrokerState, OutboxReceiver};
-use crate::shared::amqp::{self, AmqpSettings, Backoff};
+use crate::shared::amqp::{self, AmqpSettings, Backoff, Reporter};
 use crate::shared::event::Event;
 
 /// How long the oldest published event may wait for its confirm before the connection is
@@ -85,12 +85,13 @@ enum SessionEnd {
 impl Publisher {
     fn run(mut self) {
         let mut backoff = Backoff::new();
-        let mut failures = 0u32;
+        let mut reporter = Reporter::default();
         while !self.finished() {
             match self.open() {
                 Ok((connection, channel)) => {
                     self.set_state(BrokerState::Connected, "");
-                    failures = 0;
+                    self.receiver.set_broker_error(None);
+                    reporter.reset();
                     let end = self.session(&channel, &mut backoff);
                     let _ = channel.close();
                     let _ = connection.close();
@@ -102,13 +103,12 @@ impl Publisher {
                     }
                 }
                 Err(e) => {
-                    failures += 1;
-                    let why = format!("cannot connect: {e}");
-                    if failures == 1 {
-                        self.set_state(BrokerState::Disconnected, &why);
-                    } else {
-                        log::debug!("RabbitMQ attempt {failures} failed: {why}");
-                    }
+                    // Logged by the reporter: once per kind of problem, then a reminder.
+                    let failure = amqp::classify(&e, &self.settings);
+                    reporter.failed(&failure);
+                    self.receiver.set_broker_error(Some(failure.short));
+                    self.state = BrokerState::Disconnected;
+                    self.receiver.set_broker(BrokerState::Disconnected);
                     self.wait(backoff.next_delay());
                 }
             }
