@@ -207,7 +207,7 @@ pub fn classify(error: &amiquip::Error, settings: &AmqpSettings) -> Failure {
             level: log::Level::Error,
             kind: "access-refused",
             line: format!(
-                "RabbitMQ at {} refused the login ({message}): check the user and password in \
+                "cannot connect: RabbitMQ at {} refused the login ({message}): check the user and password in \
                  AMQP_URL and that the user may access the vhost; retrying with backoff",
                 settings.display_url()
             ),
@@ -243,7 +243,7 @@ pub fn classify(error: &amiquip::Error, settings: &AmqpSettings) -> Failure {
             level: log::Level::Error,
             kind: "precondition-failed",
             line: format!(
-                "RabbitMQ refused to declare {object}: it exists with other arguments than ours \
+                "cannot set up the topology: RabbitMQ refused to declare {object}: it exists with other arguments than ours \
                  ({ours}): {message}. Choose other names with AMQP_EXCHANGE/AMQP_QUEUE, or delete \
                  the old {object} (rabbitmqctl delete_queue / delete_exchange); retrying with backoff"
             ),
@@ -254,7 +254,7 @@ pub fn classify(error: &amiquip::Error, settings: &AmqpSettings) -> Failure {
         level: log::Level::Warn,
         kind: "unavailable",
         line: format!(
-            "RabbitMQ unavailable ({text}) at {}; retrying with backoff",
+            "RabbitMQ unavailable (cannot connect: {text}) at {}; retrying with backoff",
             settings.display_url()
         ),
         short: text,
@@ -287,7 +287,7 @@ impl Reporter {
                     );
                     *logged = std::time::Instant::now();
                 } else {
-                    log::debug!("attempt {attempts}: {}", failure.line);
+                    log::debug!("RabbitMQ attempt {attempts} failed: {}", failure.line);
                 }
             }
             _ => {
@@ -562,6 +562,54 @@ mod tests {
             let err = parse_url(bad).unwrap_err();
             assert!(!err.contains("s3cret"), "{bad}: {err}");
         }
+    }
+
+    fn settings() -> AmqpSettings {
+        AmqpSettings {
+            url: Secret::new("amqp://u:s3cret@h/%2f"),
+            exchange: "events".into(),
+            queue: "test".into(),
+            routing_key: ROUTING_KEY.into(),
+        }
+    }
+
+    #[test]
+    fn a_406_names_the_object_our_arguments_and_the_remedy() {
+        let error = amiquip::Error::ServerClosedChannel {
+            channel_id: 1,
+            code: 406,
+            message:
+                "PRECONDITION_FAILED - inequivalent arg 'durable' for queue 'test' in vhost '/': \
+                      received 'true' but current is 'false'"
+                    .into(),
+        };
+        let f = classify(&error, &settings());
+        assert_eq!(
+            (f.level, f.kind),
+            (log::Level::Error, "precondition-failed")
+        );
+        for part in [
+            "queue 'test'",
+            "durable, x-dead-letter-exchange=events.dlx",
+            "AMQP_EXCHANGE/AMQP_QUEUE",
+            "delete",
+        ] {
+            assert!(f.line.contains(part), "{part}: {}", f.line);
+        }
+        assert!(
+            f.short
+                .starts_with("queue 'test' exists with other arguments")
+        );
+    }
+
+    #[test]
+    fn refused_logins_are_errors_and_the_rest_warnings_without_the_password() {
+        let f = classify(&amiquip::Error::InvalidCredentials, &settings());
+        assert_eq!((f.level, f.kind), (log::Level::Error, "access-refused"));
+        assert!(f.line.contains("check the user and password in AMQP_URL"));
+        let f = classify(&amiquip::Error::UnexpectedSocketClose, &settings());
+        assert_eq!((f.level, f.kind), (log::Level::Warn, "unavailable"));
+        assert!(!f.line.contains("s3cret"), "{}", f.line);
     }
 
     #[test]

@@ -235,6 +235,11 @@ fn with_the_broker_down_at_start_events_wait_and_then_go_out() {
     let processor = start_processor(&topology, &broker.url(), logger.addr(), &[]);
     logger.await_processed(20, Duration::from_secs(30));
     assert_store_is_exactly(&logger, &accepted);
+    // The confirm of a persistent message may come after the message was delivered (and
+    // processed): RabbitMQ confirms once it is on disk.
+    assert!(wait_until(Duration::from_secs(10), || {
+        logger.health()["pending"] == 0
+    }));
     let health = logger.health();
     assert_eq!(
         (&health["broker"], &health["pending"]),
