@@ -6,8 +6,8 @@
 //! either the embedded notifier (`notifier::embedded`) or the RabbitMQ publisher
 //! (`notifier::publisher`); handlers cannot tell which, and never block on it.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -57,6 +57,10 @@ struct Shared {
     pending: AtomicUsize,
     capacity: usize,
     broker: AtomicU8,
+    /// Messages the broker returned as unroutable (`basic.return`), since start.
+    returns: AtomicU64,
+    /// Why the broker cannot be used, while that lasts (for `/health`).
+    broker_error: Mutex<Option<String>>,
 }
 
 /// The producer side, held by the HTTP handlers. Cheap to clone.
@@ -96,6 +100,8 @@ pub fn outbox(capacity: usize, broker: BrokerState) -> (Outbox, OutboxReceiver) 
         pending: AtomicUsize::new(0),
         capacity,
         broker: AtomicU8::new(broker as u8),
+        returns: AtomicU64::new(0),
+        broker_error: Mutex::new(None),
     });
     (
         Outbox {
@@ -162,11 +168,41 @@ impl OutboxReceiver {
     pub fn set_broker(&self, state: BrokerState) {
         self.shared.broker.store(state as u8, Ordering::Release);
     }
+
+    /// Why the broker cannot be used (`None`: it can, or nothing is known).
+    pub fn set_broker_error(&self, error: Option<String>) {
+        *self
+            .shared
+            .broker_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = error;
+    }
+
+    /// `count` more messages came back unroutable (they stay pending and are published again).
+    pub fn returned(&self, count: usize) {
+        self.shared
+            .returns
+            .fetch_add(count as u64, Ordering::AcqRel);
+    }
 }
 
 impl OutboxStatus {
     pub fn pending(&self) -> usize {
         self.shared.pending.load(Ordering::Acquire)
+    }
+
+    /// Why the broker cannot be used, if known.
+    pub fn broker_error(&self) -> Option<String> {
+        self.shared
+            .broker_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Messages returned unroutable by the broker since start.
+    pub fn returns(&self) -> u64 {
+        self.shared.returns.load(Ordering::Acquire)
     }
 
     pub fn broker(&self) -> BrokerState {
@@ -220,5 +256,7 @@ mod tests {
         assert_eq!(outbox.status().broker(), BrokerState::Disconnected);
         receiver.set_broker(BrokerState::Connected);
         assert_eq!(outbox.status().broker().as_str(), "connected");
+        receiver.returned(3);
+        assert_eq!(outbox.status().returns(), 3);
     }
 }

@@ -7,8 +7,8 @@ use log::LevelFilter;
 
 use crate::shared::amqp::AmqpSettings;
 use crate::shared::env::{
-    self, AMQP_EXCHANGE, AMQP_QUEUE, API_TOKEN, ConfigError, Env, LOG_LEVEL, SHUTDOWN_TIMEOUT,
-    Secret, Var, var,
+    self, AMQP_EXCHANGE, AMQP_QUEUE, AMQP_ROUTING_KEY, API_TOKEN, ConfigError, Env, LOG_LEVEL,
+    SHUTDOWN_TIMEOUT, Secret, Var, var,
 };
 
 /// The Event Logger's variables.
@@ -47,6 +47,7 @@ pub const LOGGER_VARS: &[Var] = &[
     ),
     AMQP_EXCHANGE,
     AMQP_QUEUE,
+    AMQP_ROUTING_KEY,
     API_TOKEN,
     LOG_LEVEL,
 ];
@@ -137,6 +138,27 @@ mod tests {
                 .unwrap_err();
             assert_eq!(err.var, var, "{var}={value}");
         }
+    }
+
+    #[test]
+    fn an_unknown_amqp_url_parameter_is_a_configuration_error() {
+        let err = LoggerSettings::from_lookup(env(&[(
+            "AMQP_URL",
+            "amqp://u:s3cret@h/%2f?heartbeat=5&prefetch=3",
+        )]))
+        .unwrap_err();
+        assert_eq!(err.var, "AMQP_URL");
+        let text = err.to_string();
+        assert!(
+            text.contains("unknown query parameter \"prefetch\""),
+            "{text}"
+        );
+        assert!(!text.contains("s3cret"), "{text}");
+        let ok = LoggerSettings::from_lookup(env(&[(
+            "AMQP_URL",
+            "amqp://u:p@h/%2f?heartbeat=5&connection_timeout=100&channel_max=9",
+        )]));
+        assert!(ok.is_ok());
     }
 
     #[test]

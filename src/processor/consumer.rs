@@ -82,22 +82,18 @@ impl Processor {
     /// Consumes until shutdown, reconnecting with capped exponential backoff.
     pub(crate) fn run(&self) {
         let mut backoff = Backoff::new();
-        let mut failures = 0u32;
+        let mut reporter = amqp::Reporter::default();
         while !self.shutdown.is_triggered() {
             match self.session() {
                 Ok(()) => {}
                 Err(SessionError::Connect(why)) => {
-                    failures += 1;
-                    if failures == 1 {
-                        log::warn!("cannot reach RabbitMQ ({why}); retrying with backoff");
-                    } else {
-                        log::debug!("RabbitMQ attempt {failures} failed: {why}");
-                    }
+                    // Once per kind of problem (unreachable, login refused, 406), then reminders.
+                    reporter.failed(&amqp::classify(&why, &self.settings.amqp));
                     self.shutdown.wait_timeout(backoff.next_delay());
                 }
                 Err(SessionError::Lost { why, lasted }) => {
                     log::warn!("lost the RabbitMQ connection ({why}); reconnecting");
-                    failures = 0;
+                    reporter.reset();
                     // A session that fails at once (consume refused, say) must not turn into
                     // a tight loop; one that ran a while starts over from the shortest delay.
                     if lasted > Backoff::CAP {
@@ -197,10 +193,19 @@ impl Processor {
                 let _ = consumer.cancel();
                 // Wait for the broker's cancel-ok before dropping the receiver: deliveries still
                 // on their way to a dropped receiver make amiquip log an internal error.
-                // What arrives meanwhile is not handled; closing the channel requeues it.
+                // On shutdown, what arrives meanwhile is not handled; closing the channel
+                // requeues it. When a sibling stopped instead (its consumer cancelled because
+                // the queue was deleted, say), what is prefetched here is handled: requeued into
+                // a deleted queue, it would be lost.
                 while let Ok(message) = consumer.receiver().recv_timeout(Duration::from_secs(1)) {
-                    if !matches!(message, ConsumerMessage::Delivery(_)) {
-                        break;
+                    match message {
+                        ConsumerMessage::Delivery(delivery) if !self.shutdown.is_triggered() => {
+                            if self.handle(&consumer, delivery).is_err() {
+                                break;
+                            }
+                        }
+                        ConsumerMessage::Delivery(_) => {}
+                        _ => break,
                     }
                 }
                 drop(consumer);

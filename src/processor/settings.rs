@@ -7,8 +7,8 @@ use log::LevelFilter;
 
 use crate::shared::amqp::AmqpSettings;
 use crate::shared::env::{
-    AMQP_EXCHANGE, AMQP_QUEUE, API_TOKEN, ConfigError, Env, LOG_LEVEL, SHUTDOWN_TIMEOUT, Secret,
-    Var, check_url, var,
+    AMQP_EXCHANGE, AMQP_QUEUE, AMQP_ROUTING_KEY, API_TOKEN, ConfigError, Env, LOG_LEVEL,
+    SHUTDOWN_TIMEOUT, Secret, Var, check_url, var,
 };
 
 /// The Notification Processor's variables.
@@ -20,6 +20,7 @@ pub const PROCESSOR_VARS: &[Var] = &[
     ),
     AMQP_EXCHANGE,
     AMQP_QUEUE,
+    AMQP_ROUTING_KEY,
     var(
         "API_URL",
         "http://127.0.0.1:8000",
@@ -113,6 +114,7 @@ mod tests {
             (s.amqp.exchange.as_str(), s.amqp.queue.as_str()),
             ("events", "notifications")
         );
+        assert_eq!(s.amqp.routing_key, "event.created");
         assert_eq!(s.api_url, "http://127.0.0.1:8000");
         assert_eq!((s.prefetch, s.max_attempts, s.threads), (64, 5, 4));
     }

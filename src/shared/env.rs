@@ -32,6 +32,11 @@ pub(crate) const fn var(name: &'static str, default: &'static str, meaning: &'st
 pub(crate) const AMQP_EXCHANGE: Var =
     var("AMQP_EXCHANGE", "events", "exchange name (direct, durable)");
 pub(crate) const AMQP_QUEUE: Var = var("AMQP_QUEUE", "notifications", "queue name (durable)");
+pub(crate) const AMQP_ROUTING_KEY: Var = var(
+    "AMQP_ROUTING_KEY",
+    "event.created",
+    "routing key of the messages and of the queue's binding",
+);
 pub(crate) const API_TOKEN: Var = var(
     "API_TOKEN",
     "unset (no authentication)",
@@ -228,10 +233,16 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             "expected amqp://user:password@host:port/vhost (amqps is not supported by this build)",
             true,
         )?;
+        crate::shared::amqp::parse_url(&url).map_err(|problem| ConfigError {
+            var: "AMQP_URL",
+            value: None,
+            problem,
+        })?;
         Ok(Some(AmqpSettings {
             url: Secret(url),
             exchange: self.name("AMQP_EXCHANGE", "events")?,
             queue: self.name("AMQP_QUEUE", "notifications")?,
+            routing_key: self.string("AMQP_ROUTING_KEY", crate::shared::amqp::ROUTING_KEY)?,
         }))
     }
 

@@ -33,13 +33,22 @@ impl Log for Scrubbing {
     }
 
     fn log(&self, record: &Record<'_>) {
-        if !self.enabled(record.metadata()) {
+        // amiquip warns at every failed attempt (a 406 on declare, say); the services log each
+        // problem once with what to do about it, so amiquip's own lines are `debug`.
+        let mut metadata = record.metadata().clone();
+        if metadata.target().starts_with("amiquip") && metadata.level() < log::Level::Debug {
+            metadata = Metadata::builder()
+                .level(log::Level::Debug)
+                .target(metadata.target())
+                .build();
+        }
+        if !self.enabled(&metadata) {
             return;
         }
         let text = scrub(&record.args().to_string(), &self.secrets);
         self.inner.log(
             &Record::builder()
-                .metadata(record.metadata().clone())
+                .metadata(metadata)
                 .args(format_args!("{text}"))
                 .module_path(record.module_path())
                 .file(record.file())

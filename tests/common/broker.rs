@@ -86,6 +86,12 @@ impl Broker {
     /// A private exchange and queue (plus `.dlx` / `.dead`), named after `test` and unique to
     /// this run; declared now, deleted when dropped.
     pub fn topology(&self, test: &str) -> Topology {
+        self.topology_with_key(test, amqp::ROUTING_KEY)
+    }
+
+    /// [`Broker::topology`] with the queue bound (and services set up to publish) with
+    /// `routing_key`.
+    pub fn topology_with_key(&self, test: &str, routing_key: &str) -> Topology {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let tag = format!("test.{test}.{}.{n}", std::process::id());
@@ -93,6 +99,7 @@ impl Broker {
             url: self.url(),
             exchange: format!("{tag}.x"),
             queue: format!("{tag}.q"),
+            routing_key: routing_key.to_owned(),
         };
         let mut connection = topology.connect();
         let channel = connection.open_channel(None).expect("channel");
@@ -107,6 +114,7 @@ pub struct Topology {
     url: String,
     pub exchange: String,
     pub queue: String,
+    pub routing_key: String,
 }
 
 impl Topology {
@@ -120,6 +128,7 @@ impl Topology {
             url: Secret::new(url),
             exchange: self.exchange.clone(),
             queue: self.queue.clone(),
+            routing_key: self.routing_key.clone(),
         }
     }
 
@@ -129,6 +138,7 @@ impl Topology {
             ("AMQP_URL", url.to_owned()),
             ("AMQP_EXCHANGE", self.exchange.clone()),
             ("AMQP_QUEUE", self.queue.clone()),
+            ("AMQP_ROUTING_KEY", self.routing_key.clone()),
         ]
     }
 
@@ -201,6 +211,28 @@ impl Topology {
             .collect()
     }
 
+    /// Deletes the topology's queue (and the messages in it), as `rabbitmqctl delete_queue` would.
+    pub fn delete_queue(&self) {
+        let mut connection = self.connect();
+        let channel = connection.open_channel(None).expect("channel");
+        channel
+            .queue_delete(self.queue.as_str(), QueueDeleteOptions::default())
+            .expect("queue.delete");
+        let _ = connection.close();
+    }
+
+    /// Replaces the topology's queue by a non-durable one without arguments (as the FastAPI
+    /// original declared its `test` queue), so that our declaration fails with `406`.
+    pub fn conflicting_queue(&self) {
+        self.delete_queue();
+        let mut connection = self.connect();
+        let channel = connection.open_channel(None).expect("channel");
+        channel
+            .queue_declare(self.queue.as_str(), amiquip::QueueDeclareOptions::default())
+            .expect("queue.declare");
+        let _ = connection.close();
+    }
+
     /// Publishes `body` as it is, as the logger would route an event.
     pub fn publish_raw(&self, body: &[u8]) {
         let mut connection = self.connect();
@@ -208,7 +240,7 @@ impl Topology {
         channel
             .basic_publish(
                 self.exchange.as_str(),
-                Publish::new(body, amqp::ROUTING_KEY),
+                Publish::new(body, self.routing_key.as_str()),
             )
             .expect("publish");
         let _ = connection.close();

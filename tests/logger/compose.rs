@@ -115,6 +115,7 @@ fn the_services_are_wired_to_each_other() {
         "AMQP_URL",
         "AMQP_EXCHANGE",
         "AMQP_QUEUE",
+        "AMQP_ROUTING_KEY",
         "API_TOKEN",
         "LOG_LEVEL",
     ] {

@@ -37,6 +37,14 @@ fn assert_store_is_exactly(logger: &Logger, accepted: &[String]) {
 /// Posts from `clients` threads until `stop` is set; returns the ids that got a `200`. Other
 /// answers must be `503` (outbox full) and nothing else.
 fn post_until(logger: &Logger, clients: usize, stop: &AtomicBool) -> Vec<String> {
+    post_until_timed(logger, clients, stop)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect()
+}
+
+/// [`post_until`], with the moment each `200` arrived.
+fn post_until_timed(logger: &Logger, clients: usize, stop: &AtomicBool) -> Vec<(String, Instant)> {
     let accepted = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for c in 0..clients {
@@ -45,7 +53,7 @@ fn post_until(logger: &Logger, clients: usize, stop: &AtomicBool) -> Vec<String>
                 let mut i = 0;
                 while !stop.load(Ordering::Acquire) {
                     match logger.post(&format!("client-{c}"), &format!("event {i}")) {
-                        Ok(id) => accepted.lock().unwrap().push(id),
+                        Ok(id) => accepted.lock().unwrap().push((id, Instant::now())),
                         Err(r) => assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body)),
                     }
                     i += 1;
@@ -227,6 +235,11 @@ fn with_the_broker_down_at_start_events_wait_and_then_go_out() {
     let processor = start_processor(&topology, &broker.url(), logger.addr(), &[]);
     logger.await_processed(20, Duration::from_secs(30));
     assert_store_is_exactly(&logger, &accepted);
+    // The confirm of a persistent message may come after the message was delivered (and
+    // processed): RabbitMQ confirms once it is on disk.
+    assert!(wait_until(Duration::from_secs(10), || {
+        logger.health()["pending"] == 0
+    }));
     let health = logger.health();
     assert_eq!(
         (&health["broker"], &health["pending"]),
@@ -480,5 +493,275 @@ fn a_processor_stuck_in_a_put_gives_up_after_the_shutdown_timeout() {
     assert!(wait_until(Duration::from_secs(10), || {
         topology.ready(&topology.queue) == 1
     }));
+    logger.stop();
+}
+
+#[test]
+fn broker_queue_deleted_under_load_with_a_processor_loses_nothing_accepted_after() {
+    let Some(broker) = broker("queue_deleted_processor") else {
+        return;
+    };
+    let topology = broker.topology("deleted-with-processor");
+    let logger = Logger::start(&topology, &broker.url(), &[]);
+    logger.await_connected(Duration::from_secs(30));
+    let processor = start_processor(&topology, &broker.url(), logger.addr(), &[]);
+
+    // The sleeps stage the deletion in the middle of the load, as in `outage`.
+    let stop = AtomicBool::new(false);
+    let (accepted, deleted_at) = std::thread::scope(|scope| {
+        let clients = scope.spawn(|| post_until_timed(&logger, 4, &stop));
+        std::thread::sleep(Duration::from_secs(1));
+        topology.delete_queue();
+        let deleted = Instant::now();
+        std::thread::sleep(Duration::from_secs(2));
+        stop.store(true, Ordering::Release);
+        (clients.join().expect("clients"), deleted)
+    });
+    assert!(accepted.len() > 100, "only {} accepted", accepted.len());
+    // Deleting a queue deletes the messages in it: those routed to it (and confirmed) just before
+    // the deletion and not yet delivered may be gone. Every event accepted once the deletion is
+    // done reaches the processor, and so does nearly everything before it.
+    let after: HashSet<String> = accepted
+        .iter()
+        .filter(|(_, at)| *at > deleted_at)
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert!(
+        after.len() > 100,
+        "only {} accepted after the deletion",
+        after.len()
+    );
+    let accepted: Vec<String> = accepted.into_iter().map(|(id, _)| id).collect();
+    let after_processed = || {
+        let events = logger.events();
+        events.iter().all(|e| {
+            !after.contains(e["event_id"].as_str().unwrap_or("")) || e["status"] == "Processed"
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(60), after_processed),
+        "events accepted after the deletion not Processed within 60 s"
+    );
+    // Let stragglers from before the deletion finish (not a readiness wait: those deleted with
+    // the queue never come).
+    std::thread::sleep(Duration::from_secs(1));
+    let health = logger.health();
+    assert_eq!(health["pending"], 0, "{health}");
+    assert!(
+        health["returns"].as_u64().is_some_and(|n| n > 0),
+        "{health}"
+    );
+    let processor = stop_processor(processor);
+    let notified: HashSet<String> = notified(&processor.stdout.text()).into_iter().collect();
+    let missing: Vec<&String> = accepted
+        .iter()
+        .filter(|id| !notified.contains(*id))
+        .collect();
+    assert!(
+        missing.iter().all(|id| !after.contains(*id)),
+        "accepted after the deletion and never notified: {missing:?}"
+    );
+    eprintln!(
+        "queue deleted under load: {} of {} events accepted before the deletion was done went with the queue",
+        missing.len(),
+        accepted.len() - after.len()
+    );
+    let log = logger.stop().stderr.text();
+    assert!(
+        log.contains("returned") && log.contains("unroutable"),
+        "{log}"
+    );
+}
+
+#[test]
+fn broker_queue_deleted_without_a_processor_keeps_later_events_until_one_comes() {
+    let Some(broker) = broker("queue_deleted_alone") else {
+        return;
+    };
+    let topology = broker.topology("deleted-alone");
+    let logger = Logger::start(&topology, &broker.url(), &[]);
+    logger.await_connected(Duration::from_secs(30));
+    let before: Vec<String> = (0..10)
+        .map(|i| logger.post("u", &format!("before {i}")).expect("200"))
+        .collect();
+    assert!(wait_until(Duration::from_secs(10), || {
+        logger.health()["pending"] == 0
+    }));
+    assert_eq!(topology.ready(&topology.queue), 10);
+    // The operator deletes the queue, and the ten in it with it; what is accepted from now on
+    // must not be lost.
+    topology.delete_queue();
+    let after = while_posting(&logger, || std::thread::sleep(Duration::from_secs(2)));
+    assert!(after.len() > 50, "only {} accepted", after.len());
+    assert!(wait_until(Duration::from_secs(15), || {
+        logger.health()["pending"] == 0
+    }));
+    let health = logger.health();
+    assert_eq!(health["broker"], "connected", "{health}");
+    assert!(
+        health["returns"].as_u64().is_some_and(|n| n > 0),
+        "{health}"
+    );
+    // Re-declared by the logger, holding every later event.
+    assert_eq!(topology.ready(&topology.queue) as usize, after.len());
+
+    let processor = start_processor(&topology, &broker.url(), logger.addr(), &[]);
+    logger.await_processed(after.len(), Duration::from_secs(60));
+    let processor = stop_processor(processor);
+    let mut notified = notified(&processor.stdout.text());
+    notified.sort();
+    let mut wanted = after.clone();
+    wanted.sort();
+    assert_eq!(
+        notified, wanted,
+        "every event accepted after the deletion, once"
+    );
+    assert!(before.iter().all(|id| !notified.contains(id)));
+    logger.stop();
+}
+
+#[test]
+fn broker_a_non_default_routing_key_is_used_for_publishing_and_binding() {
+    let Some(broker) = broker("routing_key") else {
+        return;
+    };
+    let topology = broker.topology_with_key("routing-key", "orders.shipped");
+    let logger = Logger::start(&topology, &broker.url(), &[]);
+    logger.await_connected(Duration::from_secs(30));
+    let processor = start_processor(&topology, &broker.url(), logger.addr(), &[]);
+    let accepted: Vec<String> = (0..50)
+        .map(|i| logger.post("u", &format!("event {i}")).expect("200"))
+        .collect();
+    logger.await_processed(50, Duration::from_secs(30));
+    assert_store_is_exactly(&logger, &accepted);
+    let health = logger.health();
+    assert_eq!(health["returns"], 0, "routed by the custom key: {health}");
+    let processor = stop_processor(processor);
+    assert_eq!(notified(&processor.stdout.text()).len(), 50);
+    logger.stop();
+}
+
+/// Lines of `log` at `level` (`"WARN"`, `"ERROR"`) containing `text`.
+fn lines_with(log: &str, level: &str, text: &str) -> usize {
+    log.lines()
+        .filter(|l| l.contains(&format!("[{level}]")) && l.contains(text))
+        .count()
+}
+
+#[test]
+fn broker_unreachable_at_start_is_one_warning_with_the_reason() {
+    let Some(broker) = broker("unreachable_log") else {
+        return;
+    };
+    let topology = broker.topology("unreachable-log");
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+    let logger = Logger::start(&topology, &url, &[]);
+    assert!(wait_until(Duration::from_secs(10), || {
+        lines_with(
+            &logger.service.stderr.text(),
+            "WARN",
+            "RabbitMQ unavailable",
+        ) == 1
+    }));
+    // Several attempts (100 ms, 200 ms, ... backoff), still one line.
+    std::thread::sleep(Duration::from_secs(2));
+    let log = logger.service.stderr.text();
+    assert_eq!(lines_with(&log, "WARN", "RabbitMQ unavailable"), 1, "{log}");
+    assert_eq!(lines_with(&log, "WARN", "failed to connect"), 1, "{log}");
+    let health = logger.health();
+    assert_eq!(health["broker"], "disconnected", "{health}");
+    assert!(health["broker_error"].is_string(), "{health}");
+    logger.stop();
+}
+
+#[test]
+fn broker_bad_credentials_are_one_error_with_a_hint_on_both_sides() {
+    let Some(broker) = broker("bad_credentials") else {
+        return;
+    };
+    let topology = broker.topology("bad-credentials");
+    let mut url = url::Url::parse(&broker.url()).expect("url");
+    url.set_password(Some("not-the-password"))
+        .expect("password");
+    let logger = Logger::start(&topology, url.as_str(), &[]);
+    let mut env = topology.env(url.as_str());
+    env.push(("API_URL", format!("http://{}", logger.addr())));
+    let processor = crate::common::process::Service::start("notification-processor", &[], &env);
+    let refused = |log: &str| lines_with(log, "ERROR", "refused the login");
+    assert!(wait_until(Duration::from_secs(15), || {
+        refused(&logger.service.stderr.text()) == 1 && refused(&processor.stderr.text()) == 1
+    }));
+    std::thread::sleep(Duration::from_secs(2));
+    for log in [logger.service.stderr.text(), processor.stderr.text()] {
+        assert_eq!(refused(&log), 1, "{log}");
+        assert_eq!(
+            lines_with(&log, "ERROR", "check the user and password in AMQP_URL"),
+            1
+        );
+        assert!(log.contains("ACCESS_REFUSED"), "{log}");
+        assert!(!log.contains("not-the-password"), "{log}");
+    }
+    let health = logger.health();
+    assert!(
+        health["broker_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("ACCESS_REFUSED")),
+        "{health}"
+    );
+    drop(processor);
+    logger.stop();
+}
+
+#[test]
+fn broker_a_queue_with_other_arguments_is_one_error_naming_it_and_the_remedy() {
+    let Some(broker) = broker("precondition") else {
+        return;
+    };
+    let topology = broker.topology("precondition");
+    topology.conflicting_queue();
+    let logger = Logger::start(&topology, &broker.url(), &[]);
+    let mut env = topology.env(&broker.url());
+    env.push(("API_URL", format!("http://{}", logger.addr())));
+    let processor = crate::common::process::Service::start("notification-processor", &[], &env);
+    let named = format!("queue '{}'", topology.queue);
+    let refused = |log: &str| lines_with(log, "ERROR", &named);
+    assert!(wait_until(Duration::from_secs(15), || {
+        refused(&logger.service.stderr.text()) == 1 && refused(&processor.stderr.text()) == 1
+    }));
+    std::thread::sleep(Duration::from_secs(2));
+    for log in [logger.service.stderr.text(), processor.stderr.text()] {
+        assert_eq!(refused(&log), 1, "{log}");
+        let line = log
+            .lines()
+            .find(|l| l.contains("[ERROR]") && l.contains(&named))
+            .expect("the line");
+        for part in [
+            "x-dead-letter-exchange",
+            "AMQP_QUEUE",
+            "delete",
+            "PRECONDITION_FAILED",
+        ] {
+            assert!(line.contains(part), "{part} missing: {line}");
+        }
+    }
+    let health = logger.health();
+    assert_eq!(health["broker"], "disconnected", "{health}");
+    assert!(
+        health["broker_error"]
+            .as_str()
+            .is_some_and(|e| e.contains(&named)),
+        "{health}"
+    );
+    // The remedy works: with the old queue gone, both connect (within the backoff's cap).
+    topology.delete_queue();
+    logger.await_connected(Duration::from_secs(20));
+    assert_eq!(logger.health()["broker_error"], Value::Null);
+    topology.await_consumers(4, Duration::from_secs(20));
+    drop(processor);
     logger.stop();
 }

@@ -98,6 +98,8 @@ impl Api {
                 status: "ok".into(),
                 broker: self.status.broker().as_str().into(),
                 pending: self.status.pending(),
+                returns: self.status.returns(),
+                broker_error: self.status.broker_error(),
                 events: self.store.len(),
             },
         )

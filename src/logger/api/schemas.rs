@@ -24,6 +24,13 @@ pub(crate) struct Health {
     /// Events accepted but not yet handed on (confirmed by the broker, or printed in embedded
     /// mode).
     pub(crate) pending: usize,
+    /// Messages RabbitMQ returned as unroutable (no queue bound, say after the queue was
+    /// deleted) since start; each was kept pending and published again after the topology was
+    /// re-declared. Always `0` in embedded mode.
+    pub(crate) returns: u64,
+    /// Why the configured broker cannot be used while `broker` is `disconnected` (unreachable,
+    /// login refused, or an exchange or queue exists with other arguments), else `null`.
+    pub(crate) broker_error: Option<String>,
     /// Events stored.
     pub(crate) events: usize,
 }

@@ -6,26 +6,35 @@
 //! pipelined: every event that arrives is published at once and confirms are consumed as they
 //! come, so throughput does not pay one round trip per event.
 //!
+//! Every message is published `mandatory`. One that no queue takes (the queue was deleted, say)
+//! comes back as a `basic.return`, which RabbitMQ sends before its confirm: such an event is not
+//! delivered, so it stays pending; the publisher re-declares the topology (queue, bindings,
+//! dead-letter objects) and publishes it again. An event counts as handed over only when the
+//! broker confirmed it *and* did not return it. `/health` counts the returns.
+//!
 //! Any failure (broker down at start, connection cut, a `Nack`, a confirm that does not come
 //! within [`CONFIRM_TIMEOUT`]) closes what is left, reconnects with capped exponential backoff,
 //! re-declares the topology and publishes every unconfirmed event again, in order. A
 //! republished event may reach the queue twice (delivery is at least once); none is lost while
 //! the process lives.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use amiquip::{Confirm, ConfirmSmoother, Connection};
+use amiquip::{Confirm, ConfirmSmoother, Connection, Return};
 use crossbeam_channel::{Receiver, RecvTimeoutError, select};
 
 use crate::logger::outbox::{BrokerState, OutboxReceiver};
-use crate::shared::amqp::{self, AmqpSettings, Backoff};
+use crate::shared::amqp::{self, AmqpSettings, Backoff, Reporter};
 use crate::shared::event::Event;
 
 /// How long the oldest published event may wait for its confirm before the connection is
 /// considered dead.
 pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// At most one `warn` line about returned messages per this period (the rest go to `debug`).
+const RETURN_LOG_PERIOD: Duration = Duration::from_secs(60);
 
 /// How often the publisher wakes up to check timeouts when nothing happens.
 const TICK: Duration = Duration::from_millis(250);
@@ -46,6 +55,7 @@ pub(super) fn spawn(
         unconfirmed: VecDeque::new(),
         closed_at: None,
         state: BrokerState::Disconnected,
+        returns_logged_at: None,
     };
     std::thread::Builder::new()
         .name("publisher".into())
@@ -61,6 +71,8 @@ struct Publisher {
     /// When the outbox closed (the service is stopping).
     closed_at: Option<Instant>,
     state: BrokerState,
+    /// When returned messages were last logged at `warn`.
+    returns_logged_at: Option<Instant>,
 }
 
 /// Why a session with the broker ended.
@@ -73,12 +85,13 @@ enum SessionEnd {
 impl Publisher {
     fn run(mut self) {
         let mut backoff = Backoff::new();
-        let mut failures = 0u32;
+        let mut reporter = Reporter::default();
         while !self.finished() {
             match self.open() {
                 Ok((connection, channel)) => {
                     self.set_state(BrokerState::Connected, "");
-                    failures = 0;
+                    self.receiver.set_broker_error(None);
+                    reporter.reset();
                     let end = self.session(&channel, &mut backoff);
                     let _ = channel.close();
                     let _ = connection.close();
@@ -90,13 +103,12 @@ impl Publisher {
                     }
                 }
                 Err(e) => {
-                    failures += 1;
-                    let why = format!("cannot connect: {e}");
-                    if failures == 1 {
-                        self.set_state(BrokerState::Disconnected, &why);
-                    } else {
-                        log::debug!("RabbitMQ attempt {failures} failed: {why}");
-                    }
+                    // Logged by the reporter: once per kind of problem, then a reminder.
+                    let failure = amqp::classify(&e, &self.settings);
+                    reporter.failed(&failure);
+                    self.receiver.set_broker_error(Some(failure.short));
+                    self.state = BrokerState::Disconnected;
+                    self.receiver.set_broker(BrokerState::Disconnected);
                     self.wait(backoff.next_delay());
                 }
             }
@@ -185,10 +197,16 @@ impl Publisher {
             Ok(confirms) => confirms,
             Err(e) => return SessionEnd::Failed(format!("cannot enable confirms: {e}")),
         };
-        let exchange = self.settings.exchange.clone();
+        let returns = match channel.listen_for_returns() {
+            Ok(returns) => returns,
+            Err(e) => return SessionEnd::Failed(format!("cannot listen for returns: {e}")),
+        };
+        // Message ids of returned messages whose confirm has not come yet.
+        let mut returned: HashSet<String> = HashSet::new();
+        let settings = self.settings.clone();
         let mut smoother = ConfirmSmoother::new();
         for event in &self.unconfirmed {
-            if let Err(e) = amqp::publish(channel, &exchange, event) {
+            if let Err(e) = amqp::publish(channel, &settings, event) {
                 return SessionEnd::Failed(format!("publish failed: {e}"));
             }
         }
@@ -210,7 +228,7 @@ impl Publisher {
                         if self.unconfirmed.is_empty() {
                             waiting_since = Instant::now();
                         }
-                        if let Err(e) = amqp::publish(channel, &exchange, &event) {
+                        if let Err(e) = amqp::publish(channel, &settings, &event) {
                             self.unconfirmed.push_back(event);
                             return SessionEnd::Failed(format!("publish failed: {e}"));
                         }
@@ -220,12 +238,17 @@ impl Publisher {
                 },
                 recv(confirms) -> confirm => match confirm {
                     Ok(confirm) => {
+                        // A message's return comes before its confirm (the I/O thread hands
+                        // them over in that order), so every return due is in by now.
+                        self.note_returns(&returns, &mut returned);
                         let mut acked = 0;
                         for confirm in smoother.process(confirm) {
                             match confirm {
                                 Confirm::Ack(_) => acked += 1,
                                 Confirm::Nack(_) => {
-                                    self.retire(acked);
+                                    if let Err(why) = self.retire(channel, acked, &mut returned) {
+                                        return SessionEnd::Failed(why);
+                                    }
                                     return SessionEnd::Failed("the broker rejected a message (nack)".into());
                                 }
                             }
@@ -233,7 +256,9 @@ impl Publisher {
                         if acked > 0 {
                             backoff.reset();
                         }
-                        self.retire(acked);
+                        if let Err(why) = self.retire(channel, acked, &mut returned) {
+                            return SessionEnd::Failed(why);
+                        }
                         waiting_since = Instant::now();
                     }
                     Err(_) => return SessionEnd::Failed("connection lost".into()),
@@ -243,10 +268,72 @@ impl Publisher {
         }
     }
 
-    /// The `count` oldest events are confirmed.
-    fn retire(&mut self, count: usize) {
+    /// Takes in the returns that have arrived: their message ids go to `returned`.
+    fn note_returns(&mut self, returns: &Receiver<Return>, returned: &mut HashSet<String>) {
+        let mut count = 0;
+        let mut why = String::new();
+        for r in returns.try_iter() {
+            count += 1;
+            why = format!(
+                "{} {} by exchange {:?}",
+                r.reply_code, r.reply_text, r.exchange
+            );
+            if let Some(id) = r.properties.message_id() {
+                returned.insert(id.clone());
+            }
+        }
+        if count == 0 {
+            return;
+        }
+        self.receiver.returned(count);
+        let line = format!(
+            "RabbitMQ returned {count} events as unroutable ({why}; was the queue {:?} deleted?): \
+             re-declaring the topology and publishing them again",
+            self.settings.queue
+        );
+        if self
+            .returns_logged_at
+            .is_none_or(|t| t.elapsed() >= RETURN_LOG_PERIOD)
+        {
+            self.returns_logged_at = Some(Instant::now());
+            log::warn!("{line}");
+        } else {
+            log::debug!("{line}");
+        }
+    }
+
+    /// The `count` oldest events are confirmed. Those that were returned are not delivered: they
+    /// stay pending, the topology is re-declared and they are published again (at the back, so
+    /// the order of unconfirmed events still follows the channel's delivery tags).
+    fn retire(
+        &mut self,
+        channel: &amiquip::Channel,
+        count: usize,
+        returned: &mut HashSet<String>,
+    ) -> Result<(), String> {
         let count = count.min(self.unconfirmed.len());
-        self.unconfirmed.drain(..count);
-        self.receiver.done(count);
+        let mut again = Vec::new();
+        let mut delivered = 0;
+        for event in self.unconfirmed.drain(..count) {
+            if returned.remove(&event.event_id.to_string()) {
+                again.push(event);
+            } else {
+                delivered += 1;
+            }
+        }
+        self.receiver.done(delivered);
+        if again.is_empty() {
+            return Ok(());
+        }
+        let republish = again.len();
+        self.unconfirmed.extend(again);
+        amqp::declare(channel, &self.settings)
+            .map_err(|e| format!("cannot re-declare the topology after a return: {e}"))?;
+        let start = self.unconfirmed.len() - republish;
+        for event in self.unconfirmed.range(start..) {
+            amqp::publish(channel, &self.settings, event)
+                .map_err(|e| format!("publish failed: {e}"))?;
+        }
+        Ok(())
     }
 }
