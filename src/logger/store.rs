@@ -5,6 +5,11 @@
 //! Events are never removed except to undo an insert whose notification hand-off failed, which
 //! happens under the same write lock (see [`Store::insert_with`]), so indices never shift.
 //! Callers get clones: no lock is held while a response is serialised or written.
+//!
+//! Every event has a *version* beside it (not in its JSON): [`INITIAL_VERSION`] when stored,
+//! one more on every update. The API makes its `ETag` of it, and conditional updates
+//! ([`Store::update_if`], [`Store::mark_processed_if_unchanged`]) compare it under the same
+//! write lock that applies the update, so no other update can slip in between.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -32,7 +37,30 @@ pub struct Store {
 #[derive(Debug, Default)]
 struct Inner {
     events: Vec<Event>,
+    /// `versions[i]` is the version of `events[i]`.
+    versions: Vec<u64>,
     index: HashMap<Uuid, usize>,
+}
+
+/// The version of an event just stored (the one handed to the notifier).
+pub const INITIAL_VERSION: u64 = 1;
+
+/// An event as stored, with its version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    pub event: Event,
+    pub version: u64,
+}
+
+/// What a conditional update did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conditional {
+    /// Applied; the event as it is now.
+    Updated(Versioned),
+    /// No such event.
+    NotFound,
+    /// The precondition did not hold for the current version: nothing changed.
+    Failed { current: u64 },
 }
 
 /// One page of a listing, with the number of matches before paging.
@@ -69,10 +97,12 @@ impl Store {
         let position = inner.events.len();
         inner.index.insert(event.event_id, position);
         inner.events.push(event);
+        inner.versions.push(INITIAL_VERSION);
         let stored = &inner.events[position];
         match hand_off(stored) {
             Ok(()) => Ok(stored.clone()),
             Err(e) => {
+                inner.versions.pop();
                 if let Some(event) = inner.events.pop() {
                     inner.index.remove(&event.event_id);
                 }
@@ -86,27 +116,69 @@ impl Store {
         inner.index.get(id).map(|&i| inner.events[i].clone())
     }
 
-    /// Applies `update` to the event `id`; `None` if there is no such event.
-    pub fn update(&self, id: &Uuid, update: EventUpdate) -> Option<Event> {
-        let mut inner = self.write();
-        let position = *inner.index.get(id)?;
-        let event = &mut inner.events[position];
-        event.apply(update);
-        Some(event.clone())
+    /// The event `id` with its version.
+    pub fn get_versioned(&self, id: &Uuid) -> Option<Versioned> {
+        let inner = self.read();
+        inner.index.get(id).map(|&i| Versioned {
+            event: inner.events[i].clone(),
+            version: inner.versions[i],
+        })
     }
 
-    /// Applies `update()` to each of `ids` that is stored, under one write lock.
-    pub fn update_each<'a>(
+    /// Applies `update` to the event `id`; `None` if there is no such event.
+    pub fn update(&self, id: &Uuid, update: EventUpdate) -> Option<Event> {
+        match self.update_if(id, update, |_| true) {
+            Conditional::Updated(v) => Some(v.event),
+            _ => None,
+        }
+    }
+
+    /// Applies `update` to the event `id` if `precondition` holds for its current version,
+    /// checked and applied under one write lock. The version goes up by one unless the update
+    /// is empty (`{}`).
+    pub fn update_if(
         &self,
-        ids: impl IntoIterator<Item = &'a Uuid>,
-        update: impl Fn() -> EventUpdate,
-    ) {
+        id: &Uuid,
+        update: EventUpdate,
+        precondition: impl FnOnce(u64) -> bool,
+    ) -> Conditional {
         let mut inner = self.write();
-        for id in ids {
-            if let Some(&position) = inner.index.get(id) {
-                inner.events[position].apply(update());
+        let Some(&position) = inner.index.get(id) else {
+            return Conditional::NotFound;
+        };
+        let current = inner.versions[position];
+        if !precondition(current) {
+            return Conditional::Failed { current };
+        }
+        // `{}` changes nothing, so the version stays too.
+        let changed = inner.events[position].apply(update);
+        let version = current + u64::from(changed);
+        inner.versions[position] = version;
+        Conditional::Updated(Versioned {
+            event: inner.events[position].clone(),
+            version,
+        })
+    }
+
+    /// Applies `update()` to each of `ids` that is stored and still at `version` (unchanged
+    /// since it was read or queued), under one write lock; returns how many were updated.
+    pub fn update_each_unchanged<'a>(
+        &self,
+        ids: impl IntoIterator<Item = (&'a Uuid, u64)>,
+        update: impl Fn() -> EventUpdate,
+    ) -> usize {
+        let mut inner = self.write();
+        let mut updated = 0;
+        for (id, version) in ids {
+            let Some(&position) = inner.index.get(id) else {
+                continue;
+            };
+            if inner.versions[position] == version && inner.events[position].apply(update()) {
+                inner.versions[position] += 1;
+                updated += 1;
             }
         }
+        updated
     }
 
     /// The events matching the query's filters, in creation order, paged.
@@ -196,17 +268,54 @@ mod tests {
     }
 
     #[test]
-    fn update_each_changes_every_stored_one_and_skips_unknown_ids() {
+    fn update_each_unchanged_skips_unknown_and_changed_events() {
         let store = Store::new();
         let a = insert(&store, event("a"));
         let b = insert(&store, event("b"));
         let c = insert(&store, event("c"));
+        let d = insert(&store, event("d"));
+        let cancelled = EventUpdate::parse(br#"{"status":"Cancelled"}"#).unwrap();
+        let d = store.update(&d.event_id, cancelled).unwrap();
         let unknown = Uuid::nil();
-        store.update_each([&a.event_id, &unknown, &c.event_id], EventUpdate::processed);
+        let updated = store.update_each_unchanged(
+            [&a.event_id, &unknown, &c.event_id, &d.event_id].map(|id| (id, INITIAL_VERSION)),
+            EventUpdate::processed,
+        );
+        assert_eq!(updated, 2);
         assert_eq!(store.get(&a.event_id).unwrap().status, STATUS_PROCESSED);
         assert_eq!(store.get(&b.event_id), Some(b));
         assert_eq!(store.get(&c.event_id).unwrap().status, STATUS_PROCESSED);
-        assert_eq!(store.len(), 3);
+        assert_eq!(
+            store.get(&d.event_id),
+            Some(d),
+            "changed since queued: kept"
+        );
+        assert_eq!(store.len(), 4);
+    }
+
+    #[test]
+    fn versions_start_at_one_and_count_updates_and_preconditions_guard_them() {
+        let store = Store::new();
+        let a = insert(&store, event("a"));
+        assert_eq!(
+            store.get_versioned(&a.event_id).unwrap().version,
+            INITIAL_VERSION
+        );
+        let Conditional::Updated(v) =
+            store.update_if(&a.event_id, EventUpdate::processed(), |v| v == 1)
+        else {
+            panic!("version 1 matches");
+        };
+        assert_eq!(v.version, 2);
+        assert_eq!(
+            store.update_if(&a.event_id, EventUpdate::processed(), |v| v == 1),
+            Conditional::Failed { current: 2 }
+        );
+        assert_eq!(store.get_versioned(&a.event_id), Some(v));
+        assert_eq!(
+            store.update_if(&Uuid::nil(), EventUpdate::processed(), |_| true),
+            Conditional::NotFound
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! A fixture file holds `{"description", "settings"?, "cases": [...]}`; each file gets a fresh
 //! server (with `settings.api_token` if given) and its cases run in order. A case:
 //! `{"name", "method", "path", "body"? (JSON) | "raw_body"? (string), "headers"? {..},
-//! "status", "json"? (expected subset), "headers_expected"? {..}, "save"? {"var": "field"}}`.
+//! "status", "json"? (expected subset), "headers_expected"? {..}, "save"? {"var": "/pointer"},
+//! "save_headers"? {"var": "Header-Name"}}`. A `304` must have an empty body (no JSON checks).
 //!
 //! Matching: objects match when every expected key matches; arrays need the same length and
 //! matching elements; strings `"$uuid"`, `"$timestamp"`, `"$any"` match any value of that kind;
@@ -200,6 +201,22 @@ fn try_case(app: &TestApp, case: &Value, vars: &mut HashMap<String, String>) -> 
             response.status
         ));
     }
+    // Header values first: a 304 has nothing else to save.
+    if let Some(save) = case["save_headers"].as_object() {
+        for (var, name) in save {
+            let name = name.as_str().unwrap_or("");
+            let value = response
+                .header(name)
+                .ok_or(format!("cannot save {var}: no {name} header"))?;
+            vars.insert(var.clone(), value.to_owned());
+        }
+    }
+    if expected_status == 304 {
+        if !response.body.is_empty() {
+            return Err(format!("a 304 with a body: {text}"));
+        }
+        return check_headers(case, &response, vars);
+    }
     let content_type = response.header("Content-Type").unwrap_or("");
     if !content_type.starts_with("application/json") {
         return Err(format!("Content-Type is {content_type:?}, not JSON"));
@@ -222,6 +239,14 @@ fn try_case(app: &TestApp, case: &Value, vars: &mut HashMap<String, String>) -> 
         matches(&expected, &actual, "$")
             .map_err(|why| format!("{method} {path}: {why}; body {text}"))?;
     }
+    check_headers(case, &response, vars)
+}
+
+fn check_headers(
+    case: &Value,
+    response: &crate::common::http::TestResponse,
+    vars: &HashMap<String, String>,
+) -> Result<(), String> {
     if let Some(expected) = case["headers_expected"].as_object() {
         for (name, value) in expected {
             let want = substitute(value.as_str().unwrap_or(""), vars);

@@ -13,6 +13,8 @@ use crate::shared::event::{DESCRIPTION_MAX, EventUpdate, NewEvent, STATUS_MAX, U
 
 /// Parses a request body as a JSON object, the first step of every body parser.
 fn parse_object(body: &[u8]) -> Result<Map<String, Value>, ValidationErrors> {
+    // A leading UTF-8 byte order mark is skipped, as FastAPI's JSON decoding does.
+    let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
     if body.is_empty() {
         return Err(ValidationErrors::one(detail(
             "missing",
@@ -285,6 +287,13 @@ mod tests {
     fn valid_new_event_parses_and_ignores_unknown_fields() {
         let e = NewEvent::parse(br#"{"user_id":"u","description":"d","event_id":"x"}"#).unwrap();
         assert_eq!((e.user_id(), e.description()), ("u", "d"));
+    }
+
+    #[test]
+    fn a_utf8_bom_before_the_json_is_accepted() {
+        let body = b"\xef\xbb\xbf{\"user_id\": \"u\", \"description\": \"d\"}";
+        assert!(NewEvent::parse(body).is_ok());
+        assert!(EventUpdate::parse(b"\xef\xbb\xbf{\"status\": \"s\"}").is_ok());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! [`input`]) and the work on the store and the outbox. This layer never sees the notifier or
 //! AMQP: it hands events to the outbox and reads its status.
 
+pub(crate) mod conditional;
 pub(crate) mod docs;
 pub(crate) mod errors;
 pub(crate) mod input;
@@ -22,7 +23,7 @@ use self::routes::Endpoint;
 use self::schemas::{Health, Ping};
 use crate::logger::http::{BodyError, Request, Response};
 use crate::logger::outbox::{HandOffError, Outbox, OutboxStatus};
-use crate::logger::store::Store;
+use crate::logger::store::{Conditional, INITIAL_VERSION, Store};
 use crate::shared::env::Secret;
 use crate::shared::event::{Event, EventUpdate, NewEvent, Timestamp};
 
@@ -72,7 +73,7 @@ impl Api {
             Endpoint::Docs => docs::response(&param),
             Endpoint::ListEvents => self.list(request),
             Endpoint::CreateEvent => self.create(request),
-            Endpoint::GetEvent => self.get(&param),
+            Endpoint::GetEvent => self.get(&param, request),
             Endpoint::PutEvent | Endpoint::PatchEvent => self.update(&param, request),
         }
     }
@@ -130,7 +131,9 @@ impl Api {
         match stored {
             Ok(event) => {
                 let location = format!("/events/{}", event.event_id);
-                Response::json(200, &event).with_header("Location", location)
+                Response::json(200, &event)
+                    .with_header("Location", location)
+                    .with_header("ETag", conditional::etag(INITIAL_VERSION))
             }
             Err(HandOffError::Full) => error(503, "notification queue is full, retry later")
                 .with_header("Retry-After", "1"),
@@ -141,15 +144,23 @@ impl Api {
         }
     }
 
-    fn get(&self, id: &str) -> Response {
+    fn get(&self, id: &str, request: &Request<'_>) -> Response {
         let id = match event_id(id) {
             Ok(id) => id,
             Err(detail) => return unprocessable(&ValidationErrors { detail }),
         };
-        match self.store.get(&id) {
-            Some(event) => Response::json(200, &event),
-            None => error(404, "Event not found"),
+        let Some(stored) = self.store.get_versioned(&id) else {
+            return error(404, "Event not found");
+        };
+        let etag = conditional::etag(stored.version);
+        if request
+            .header("If-None-Match")
+            .is_some_and(|h| conditional::none_match_fails(h, stored.version))
+        {
+            return Response::raw(304, "", std::borrow::Cow::Borrowed(b""))
+                .with_header("ETag", etag);
         }
+        Response::json(200, &stored.event).with_header("ETag", etag)
     }
 
     fn update(&self, id: &str, request: &mut Request<'_>) -> Response {
@@ -169,9 +180,22 @@ impl Api {
                 return unprocessable(&ValidationErrors { detail });
             }
         };
-        match self.store.update(&id, update) {
-            Some(event) => Response::json(200, &event),
-            None => error(404, "Event not found"),
+        // Checked and applied under one write lock: nothing can change the event in between.
+        let if_match = request.header("If-Match").map(str::to_owned);
+        let precondition = |version| {
+            if_match
+                .as_deref()
+                .is_none_or(|h| conditional::if_match(h, version))
+        };
+        match self.store.update_if(&id, update, precondition) {
+            Conditional::Updated(stored) => Response::json(200, &stored.event)
+                .with_header("ETag", conditional::etag(stored.version)),
+            Conditional::NotFound => error(404, "Event not found"),
+            Conditional::Failed { current } => error(
+                412,
+                "If-Match does not match the event's current ETag: it changed since it was read",
+            )
+            .with_header("ETag", conditional::etag(current)),
         }
     }
 }

@@ -310,7 +310,10 @@ fn to_tiny(response: Response) -> tiny_http::Response<io::Cursor<Cow<'static, [u
         Some(length),
         None,
     );
-    let headers = std::iter::once(("Content-Type", content_type.to_owned())).chain(headers);
+    // An empty content type (a `304`, which has no body) sends none.
+    let content_type =
+        (!content_type.is_empty()).then(|| ("Content-Type", content_type.to_owned()));
+    let headers = content_type.into_iter().chain(headers);
     for (name, value) in headers {
         match tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
             Ok(header) => out.add_header(header),

@@ -1,11 +1,14 @@
 //! The embedded notifier: with no broker configured, the notifier thread *is* the processor.
-//! It prints each event's notification line and marks the event `Processed` in the store.
+//! It prints each event's notification line and marks the event `Processed` in the store, but
+//! only if the event is unchanged since it was queued (still at the version it was stored
+//! with, checked under the store's write lock): a status a client set meanwhile, `Cancelled`
+//! say, is never replaced.
 
 use std::io::Write;
 use std::thread::{self, JoinHandle};
 
 use crate::logger::outbox::OutboxReceiver;
-use crate::logger::store::Store;
+use crate::logger::store::{INITIAL_VERSION, Store};
 use crate::shared::event::{Event, EventUpdate};
 use crate::shared::notification;
 
@@ -29,9 +32,20 @@ pub(super) fn spawn(
                     .chain(events.try_iter().take(BATCH - 1))
                     .collect();
                 match notification::send_all(&mut out, &batch) {
-                    Ok(()) => store.update_each(batch.iter().map(|e| &e.event_id), || {
-                        EventUpdate::processed()
-                    }),
+                    Ok(()) => {
+                        // Queued together with the insert, so at the version it was stored with.
+                        let marked = store.update_each_unchanged(
+                            batch.iter().map(|e| (&e.event_id, INITIAL_VERSION)),
+                            EventUpdate::processed,
+                        );
+                        if marked < batch.len() {
+                            log::info!(
+                                "{} of {} events changed by a client before they were marked; left as they are",
+                                batch.len() - marked,
+                                batch.len()
+                            );
+                        }
+                    }
                     // Not marked Processed: the events stay visibly unsent.
                     Err(e) => log::error!(
                         "could not write the notifications of {} events (first {}): {e}",

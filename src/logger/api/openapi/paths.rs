@@ -153,12 +153,22 @@ fn get_event(c: &Components) -> Value {
         "tags": ["events"],
         "operationId": "getEvent",
         "summary": "Get one event",
+        "description": "Answers the event with its `ETag`. With `If-None-Match` holding its \
+            current tag (compared weakly, `W/\"3\"` matches `\"3\"`) or `*`, the answer is \
+            `304` with the `ETag` and no body (RFC 9110 §13.1.2).",
         "security": events_security(),
-        "parameters": [event_id_parameter()],
+        "parameters": [event_id_parameter(), conditional_header("If-None-Match",
+            "A comma-separated list of entity tags, or `*`: `304` when one matches the \
+             event's current `ETag`.")],
         "responses": with_events_common(json!({
             "200": {
                 "description": "The event.",
+                "headers": { "ETag": etag_header() },
                 "content": { "application/json": { "schema": c.event.clone() } }
+            },
+            "304": {
+                "description": "`If-None-Match` matched: the event is unchanged. No body.",
+                "headers": { "ETag": etag_header() }
             },
             "404": event_not_found(),
             "422": c.validation_error("The id is not a UUID (`uuid_parsing`).")
@@ -207,9 +217,16 @@ fn update_event(c: &Components, operation_id: &str, summary: &str, same_as: &str
     let mut responses = json!({
         "200": {
             "description": "The updated event. `updated_at` moved unless the body was `{}`.",
+            "headers": { "ETag": etag_header() },
             "content": { "application/json": { "schema": c.event.clone() } }
         },
         "404": event_not_found(),
+        "412": detail_response(
+            "`If-Match` did not match the event's current `ETag` (it was changed since it \
+             was read): nothing was changed. The answer carries the current `ETag`.",
+            "If-Match does not match the event's current ETag: it changed since it was read",
+            json!({ "ETag": etag_header() }),
+        ),
         "422": c.validation_error(
             "The id is not a UUID, or the body is missing, not JSON, not an object, or a \
              field is not a string or of the wrong length. Path and body problems are \
@@ -224,10 +241,16 @@ fn update_event(c: &Components, operation_id: &str, summary: &str, same_as: &str
         "description": format!(
             "Sets the fields given in the body; absent fields are left as they are, unknown \
              fields are ignored, and `{{}}` changes nothing. {same_as} The body is read as \
-             JSON whatever the `Content-Type` says."
+             JSON whatever the `Content-Type` says. Every update changes the event's `ETag`. \
+             With `If-Match` the update applies only if the event's current `ETag` is in the \
+             list (strong comparison: a weak tag never matches) or the header is `*`, \
+             checked and applied atomically; otherwise `412` (RFC 9110 §13.1.1). An unknown \
+             event is `404` whatever `If-Match` says, and a bad body `422` before the check."
         ),
         "security": events_security(),
-        "parameters": [event_id_parameter()],
+        "parameters": [event_id_parameter(), conditional_header("If-Match",
+            "A comma-separated list of strong entity tags, or `*`: update only if one is \
+             the event's current `ETag`, else `412`.")],
         "requestBody": {
             "required": true,
             "content": { "application/json": { "schema": c.event_update.clone() } }
@@ -246,7 +269,8 @@ fn create_responses(c: &Components) -> Value {
                     "required": true,
                     "schema": { "type": "string" },
                     "example": "/events/0193a3c4-5b7e-7c1d-9e2f-3a4b5c6d7e8f"
-                }
+                },
+                "ETag": etag_header()
             },
             "content": { "application/json": { "schema": c.event.clone() } },
             "links": event_links()
@@ -277,6 +301,28 @@ fn create_responses(c: &Components) -> Value {
 fn body_errors(responses: &mut Value) {
     responses["413"] = response_ref("PayloadTooLarge");
     responses["400"] = response_ref("BodyUnreadable");
+}
+
+/// The `ETag` of an event answer: its version, quoted.
+fn etag_header() -> Value {
+    json!({
+        "description": "Strong entity tag of the event, `\"<version>\"`: `\"1\"` when \
+            created, a new one on every update. Use it in `If-Match` / `If-None-Match`.",
+        "required": true,
+        "schema": { "type": "string" },
+        "example": "\"2\""
+    })
+}
+
+fn conditional_header(name: &str, description: &str) -> Value {
+    json!({
+        "name": name,
+        "in": "header",
+        "required": false,
+        "description": description,
+        "schema": { "type": "string" },
+        "example": "\"2\""
+    })
 }
 
 fn event_not_found() -> Value {
