@@ -118,7 +118,12 @@ done
 if ((${#missing[@]})); then
   if [ -x "$STANDINS/build.sh" ]; then
     say "building the missing stand-in images (${missing[*]}) with $STANDINS/build.sh"
-    ONLY="${missing[*]}" "$STANDINS/build.sh"
+    # In build.sh's own order: the rust and rabbitmq stand-ins are built FROM the debian one.
+    order=""
+    for image in debian rust rabbitmq; do
+      [[ " ${missing[*]} " == *" $image "* ]] && order="$order $image"
+    done
+    ONLY="${order# }" "$STANDINS/build.sh"
   else
     say "no $STANDINS/build.sh: Docker will pull ${missing[*]}"
   fi
