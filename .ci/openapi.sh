@@ -161,7 +161,8 @@ if $python_tools; then
   # from the server's URL, schemathesis leaves out the operation that serves it (8 of 9).
   # Run from the scratch folder: schemathesis keeps a `.schemathesis/` cache in its working
   # directory, which must not litter the repository.
-  (cd "$work" && timeout --kill-after=10 "$SCHEMATHESIS_TIMEOUT" "$VENV/bin/st" run \
+  (cd "$work" && timeout --kill-after=10 "$SCHEMATHESIS_TIMEOUT" "$VENV/bin/st" \
+    --config-file "$repo/openapi/schemathesis.toml" run \
     "$repo/openapi/openapi.json" --url "$base" --checks all --max-examples "$EXAMPLES" \
     --seed "$seed" --generation-database none --request-timeout 10 --no-color \
     >"$work/schemathesis.log" 2>&1) || status=$?
