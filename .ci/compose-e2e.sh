@@ -103,6 +103,19 @@ fi
 say "compose: ${compose[*]} ($("${compose[@]}" version --short 2>/dev/null || echo '?'))"
 lap "engine"
 
+# Stacks of earlier runs that were killed before their trap ran (a dockerd restarted since then
+# brings back their `restart: unless-stopped` containers): the project names carry the pid.
+for project in $(docker ps -a --format '{{.Label "com.docker.compose.project"}}' | sort -u | grep '^ens-e2e-' || true); do
+  pid=${project#ens-e2e-}
+  pid=${pid%%-*}
+  if ! kill -0 "$pid" 2>/dev/null; then
+    say "removing $project, left by an earlier run"
+    docker ps -aq --filter "label=com.docker.compose.project=$project" | xargs -r docker rm -f >/dev/null
+    docker volume ls -q --filter "label=com.docker.compose.project=$project" | xargs -r docker volume rm >/dev/null
+    docker network ls -q --filter "label=com.docker.compose.project=$project" | xargs -r docker network rm >/dev/null
+  fi
+done
+
 # ---- 2. Base images ----------------------------------------------------------------------------
 declare -A standin=([debian:bookworm-slim]=debian [rust:1.95-bookworm]=rust
   [rabbitmq:4.1-management]=rabbitmq)
