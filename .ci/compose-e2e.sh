@@ -306,7 +306,7 @@ say "make up said: $hint"
 
 # RabbitMQ applies RABBITMQ_DEFAULT_PASS only to a fresh volume; this one was made with the default.
 say "make up with a changed RABBITMQ_PASSWORD on the old volume: must fail and name down -v"
-if RABBITMQ_PASSWORD="changed-$token" BROKER_TIMEOUT=20 make --no-print-directory up \
+if RABBITMQ_PASSWORD="changed-$token" BROKER_TIMEOUT=10 make --no-print-directory up \
   >"$work/password.log" 2>&1; then
   fail "make up succeeded with a RABBITMQ_PASSWORD the broker's volume never had"
 fi
