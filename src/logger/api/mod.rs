@@ -14,7 +14,6 @@ pub(crate) mod openapi;
 pub(crate) mod routes;
 pub(crate) mod schemas;
 
-use serde_json::json;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
@@ -210,10 +209,7 @@ fn read_body(request: &mut Request<'_>) -> Result<Vec<u8>, Response> {
         BodyError::TooLarge => error(413, "Request body too large"),
         BodyError::Read(e) => {
             log::debug!("could not read a request body: {e}");
-            Response::json(
-                400,
-                &json!({"detail": format!("could not read the request body: {e}")}),
-            )
+            error(400, &format!("could not read the request body: {e}"))
         }
     })
 }
