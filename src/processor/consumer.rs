@@ -2,9 +2,13 @@
 //! (one line on stdout) and marks the event `Processed` through the logger's API.
 //!
 //! `PROCESSOR_THREADS` consumer threads share one connection, each with its own channel and
-//! `PREFETCH`, so one slow `PUT` holds up only its own thread. A message is acked only after
-//! the `PUT` succeeded; what happens otherwise is decided by the pure function `decide`.
-//! Delivery is at least once: a message redelivered after a crash is printed again.
+//! `PREFETCH`, so one slow request holds up only its own thread. For each message the event is
+//! read from the API (a message says only which event), printed as stored if its status says
+//! so, and marked `Processed` at the version read; the message is acked only once that is
+//! settled. What each answer means is decided by the pure functions of `decide`; while the API
+//! cannot answer, the thread holds its message and waits, logged through the shared `Outage`.
+//! Delivery is at least once: a message redelivered after a crash between the line and the
+//! `PUT` is printed again.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -13,9 +17,12 @@ use std::time::{Duration, Instant};
 
 use amiquip::{Channel, Consumer, ConsumerMessage, ConsumerOptions, Delivery};
 use crossbeam_channel::RecvTimeoutError;
+use uuid::Uuid;
 
-use super::api_client::ApiClient;
-use super::decide::{Outcome, decide};
+use super::api_client::{ApiAnswer, ApiClient};
+use super::decide::{Notice, Outcome, decide, notice};
+use super::message::Message;
+use super::outage::Outage;
 use super::settings::ProcessorSettings;
 use crate::shared::amqp::{self, Backoff};
 use crate::shared::env::redact_url;
@@ -32,6 +39,16 @@ pub(crate) struct Processor {
     api: ApiClient,
     out: Output,
     shutdown: Shutdown,
+    outage: Outage,
+}
+
+/// How a request to the API ended for a message.
+enum Settled<T> {
+    Done(T),
+    /// An outcome other than success that ends the message's handling (ack or dead-letter).
+    Final(Outcome),
+    /// The shutdown signal came while waiting to try again.
+    Stopping,
 }
 
 enum SessionError {
@@ -72,6 +89,7 @@ impl Processor {
             Duration::from_secs(10),
         );
         Processor {
+            outage: Outage::new(redact_url(&settings.api_url)),
             settings,
             api,
             out,
@@ -223,10 +241,11 @@ impl Processor {
         }
     }
 
-    /// Print, `PUT`, then ack; or retry, or dead-letter, as [`decide`] says.
+    /// Read the event, print it if its status says so, `PUT` it `Processed` at the version
+    /// read, then ack; or pause, retry or dead-letter, as [`decide`] says.
     fn handle(&self, consumer: &Consumer<'_>, delivery: Delivery) -> amiquip::Result<()> {
-        let event = match amqp::parse_message(&delivery.body) {
-            Ok(event) => event,
+        let id = match Message::parse(&delivery.body) {
+            Ok(message) => message.event_id,
             Err(why) => {
                 log::warn!(
                     "dead-lettering message {:?}: {why}",
@@ -235,33 +254,118 @@ impl Processor {
                 return consumer.nack(delivery, false);
             }
         };
-        if let Err(e) = self.print(&event) {
-            log::error!("cannot write notification for {}: {e}", event.event_id);
+        let stored = match self.settle(&id, "reading", || self.api.read(&id)) {
+            Settled::Done(stored) => stored,
+            Settled::Final(outcome) => return self.finish(consumer, delivery, &id, outcome),
+            Settled::Stopping => return consumer.nack(delivery, true),
+        };
+        match notice(&stored.event.status) {
+            Notice::Send => {}
+            Notice::AlreadySent => {
+                log::info!("event {id} is Processed already (a redelivery): not notified again");
+                return consumer.ack(delivery);
+            }
+            Notice::Skip => {
+                log::info!(
+                    "event {id} has status {:?}, set by a client: not notified",
+                    stored.event.status
+                );
+                return consumer.ack(delivery);
+            }
+        }
+        if let Err(e) = self.print(&stored.event) {
+            log::error!("cannot write notification for {id}: {e}");
             self.shutdown.wait_timeout(Duration::from_secs(1));
             return consumer.nack(delivery, true);
         }
+        // From here on only the `PUT` is repeated, never the printed line.
+        let outcome = match self.settle(&id, "marking", || {
+            self.api.mark_processed(&id, &stored.etag)
+        }) {
+            Settled::Done(()) => Outcome::Ack,
+            Settled::Final(outcome) => outcome,
+            // Stopping: leave it to the next consumer (it will be printed again).
+            Settled::Stopping => return consumer.nack(delivery, true),
+        };
+        self.finish(consumer, delivery, &id, outcome)
+    }
+
+    /// Sends `request` until its answer is final: while the API is unavailable or refuses the
+    /// token, pauses with backoff without counting attempts; retries other failures up to
+    /// `MAX_ATTEMPTS`.
+    fn settle<T>(
+        &self,
+        id: &Uuid,
+        doing: &str,
+        mut request: impl FnMut() -> Result<T, ApiAnswer>,
+    ) -> Settled<T> {
         let mut attempt = 1;
+        let mut pauses = Backoff::new();
         loop {
-            let answer = self.api.mark_processed(&event.event_id);
-            match decide(&answer, attempt, self.settings.max_attempts) {
-                Outcome::Ack => return consumer.ack(delivery),
-                Outcome::DeadLetter(why) => {
-                    log::warn!("dead-lettering event {}: {why}", event.event_id);
-                    return consumer.nack(delivery, false);
+            let answer = match request() {
+                Ok(done) => {
+                    self.answered();
+                    return Settled::Done(done);
+                }
+                Err(answer) => answer,
+            };
+            let delay = match decide(&answer, attempt, self.settings.max_attempts) {
+                Outcome::Pause(pause) => {
+                    if let Some((level, line)) = self.outage.paused(pause, &answer, Instant::now())
+                    {
+                        log::log!(level, "{line}");
+                    }
+                    log::debug!("{doing} event {id}: {answer}; pausing");
+                    pauses.next_delay()
                 }
                 Outcome::Retry(delay) => {
+                    self.answered();
                     log::warn!(
-                        "marking event {} failed ({answer}), attempt {attempt} of {}; retrying in {delay:?}",
-                        event.event_id,
+                        "{doing} event {id} failed ({answer}), attempt {attempt} of {}; retrying in {delay:?}",
                         self.settings.max_attempts
                     );
-                    if self.shutdown.wait_timeout(delay) {
-                        // Stopping: leave it to the next consumer (it will be printed again).
-                        return consumer.nack(delivery, true);
-                    }
                     attempt += 1;
+                    delay
                 }
+                outcome => {
+                    self.answered();
+                    return Settled::Final(outcome);
+                }
+            };
+            if self.shutdown.wait_timeout(delay) {
+                return Settled::Stopping;
             }
+        }
+    }
+
+    /// The API answered something: ends a pause, if one was on.
+    fn answered(&self) {
+        if let Some((level, line)) = self.outage.answered(Instant::now()) {
+            log::log!(level, "{line}");
+        }
+    }
+
+    /// Acks or dead-letters a message whose outcome is final.
+    fn finish(
+        &self,
+        consumer: &Consumer<'_>,
+        delivery: Delivery,
+        id: &Uuid,
+        outcome: Outcome,
+    ) -> amiquip::Result<()> {
+        match outcome {
+            Outcome::Changed => {
+                log::info!(
+                    "event {id} changed since it was read (412): not marked Processed, the \
+                     client's update stands"
+                );
+                consumer.ack(delivery)
+            }
+            Outcome::DeadLetter(why) => {
+                log::warn!("dead-lettering the message of event {id}: {why}");
+                consumer.nack(delivery, false)
+            }
+            _ => consumer.ack(delivery),
         }
     }
 

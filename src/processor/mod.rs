@@ -2,12 +2,16 @@
 //! (one line on stdout) and marks the event `Processed` through the logger's API.
 //!
 //! [`run`] supervises the `consumer` threads until the shutdown signal and bounds the stop by
-//! `SHUTDOWN_TIMEOUT_SECS`; `decide` is the retry/dead-letter policy; `api_client` talks to
-//! the logger over HTTP only: this wing never reaches into the logger's code.
+//! `SHUTDOWN_TIMEOUT_SECS`; `message` is what a message may say (only an `event_id`); `decide`
+//! is the policy (pause, retry, dead-letter; whom to notify); `outage` logs the pauses while
+//! the API is unavailable; `api_client` talks to the logger over HTTP only: this wing never
+//! reaches into the logger's code.
 
 mod api_client;
 mod consumer;
 mod decide;
+mod message;
+mod outage;
 pub mod settings;
 
 use std::io::Write;

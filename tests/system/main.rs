@@ -14,6 +14,7 @@ mod common {
     pub mod http;
     pub mod output;
     pub mod process;
+    pub mod proxy;
     pub mod services;
     pub mod wait;
 }
@@ -21,5 +22,6 @@ mod common {
 mod broker;
 mod healthcheck;
 mod lifecycle;
+mod processor;
 mod secrets;
 mod shutdown;
