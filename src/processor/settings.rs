@@ -35,7 +35,7 @@ pub const PROCESSOR_VARS: &[Var] = &[
     var(
         "MAX_ATTEMPTS",
         "5",
-        "tries of the PUT before a message is dead-lettered",
+        "tries of an API request before a message is dead-lettered (an unavailable API counts none)",
     ),
     var(
         "PROCESSOR_THREADS",
