@@ -146,7 +146,7 @@ start_processor() {
     local name=$1 exchange=${2% *} queue=${2#* } api=$3
     start_waiting_for "$name" "connected to RabbitMQ" -u API_TOKEN "AMQP_URL=$AMQP_URL_BENCH" \
         "AMQP_EXCHANGE=$exchange" "AMQP_QUEUE=$queue" "API_URL=$api" LOG_LEVEL=info \
-        "$BIN/notification-processor"
+        "${PROCESSOR_BIN:-$BIN/notification-processor}"
 }
 
 CLK_TCK=$(getconf CLK_TCK)
@@ -458,9 +458,13 @@ e2e_phase() {
     }')
     stop_pid "$sampler"
     local rss_max
+    label="$label${E2E_LABEL:-}"
     rss_max=$(sort -n "$TMP/rss-processor-$processors-$kind" | tail -n 1)
     E2E_RATE=$(field rate "$line")
     E2E_P50_MS=$(field p50_ms "$line")
+    E2E_P99_MS=$(field p99_ms "$line")
+    E2E_CPU_US=$(awk -v a="$cpu_before" -v b="$cpu_after" -v n="$count" -v hz="$CLK_TCK" \
+        'BEGIN { split(a, x, " "); split(b, y, " "); printf "%.1f", (y[1] - x[1] + y[3] - x[3]) * 1e6 / hz / n }')
     if [[ $kind == burst ]]; then
         reference="$(calc "$E2E_RATE / 10000") × target (10,000/s)"
     else
@@ -487,6 +491,41 @@ case_e2e() {
         "$(check "$E2E_P50_MS <= 5")"
     e2e_phase 2 burst
     e2e_phase 2 steady
+}
+
+# 7. Not run by default: the processor of this tree against REFERENCE_PROCESSOR (another
+# build's binary), one processor, burst and steady, alternating (reference, this) PAIRS times;
+# medians and their ratios (this / reference). CPU is the logger's and the processor's together
+# per event (a processor's requests cost the logger too).
+case_processor() {
+    if [[ $AMQP == 0 || -z ${REFERENCE_PROCESSOR:-} ]]; then
+        row "Processor against a reference build" "skipped: needs RabbitMQ and REFERENCE_PROCESSOR" "" "" "" "" ""
+        return
+    fi
+    local pair which kind
+    declare -A rate p50 p99 cpu
+    for ((pair = 1; pair <= PAIRS; pair++)); do
+        for which in reference this; do
+            if [[ $which == reference ]]; then PROCESSOR_BIN=$REFERENCE_PROCESSOR; else PROCESSOR_BIN=; fi
+            for kind in burst steady; do
+                E2E_LABEL=" ($which processor)"
+                e2e_phase 1 "$kind"
+                rate[$which-$kind]+="$E2E_RATE " p50[$which-$kind]+="$E2E_P50_MS "
+                p99[$which-$kind]+="$E2E_P99_MS " cpu[$which-$kind]+="$E2E_CPU_US "
+            done
+        done
+    done
+    PROCESSOR_BIN= E2E_LABEL=
+    local m r t
+    for kind in burst steady; do
+        for m in rate p50 p99 cpu; do
+            local -n values=$m
+            # shellcheck disable=SC2086 # lists of numbers, split on purpose
+            r=$(median ${values[reference-$kind]}) t=$(median ${values[this-$kind]})
+            row "Processor vs reference, $kind: median $m" "$t (reference $r)" "" "" "" \
+                "$(calc "$t / $r") ×" "$PAIRS pairs; $m: events/s, p50/p99 ms, cpu µs/event (logger + processor)"
+        done
+    done
 }
 
 # ---------------------------------------------------------------- setup

@@ -1,5 +1,6 @@
 //! The real binaries as child processes: both against the real RabbitMQ (end to end, outages,
-//! dead letters, graceful shutdown under load, secrets kept out of every output), their life
+//! dead letters, graceful shutdown under load, secrets kept out of every output), the processor
+//! against forged messages, a client's racing update and an unavailable API, their life
 //! cycle (signals, exit codes, configuration errors, `--help`, starved of descriptors) and
 //! `event-logger --healthcheck`.
 //!

@@ -257,6 +257,13 @@ fn processor_an_api_outage_of_a_minute_dead_letters_nothing() {
     wanted.sort();
     assert_eq!(printed, wanted, "every accepted event printed once");
     let log = processor.stderr.text();
+    eprintln!(
+        "API outage of 60 s: {} events accepted, all Processed, none dead-lettered; {} proxy \
+         answers of 503; {} PUTs answered 412 after their first answer was cut",
+        accepted.len(),
+        proxy.answered(),
+        lines_with(&log, "INFO", "changed since it was read")
+    );
     assert!(log.contains("Connection refused"), "{}", tail(&log));
     assert!(log.contains("HTTP 503"), "{}", tail(&log));
     // One line for the start (the refusals and the 503s are one kind of pause), maybe one
