@@ -1,7 +1,7 @@
 //! The real binaries as child processes: both against the real RabbitMQ (end to end, outages,
 //! dead letters, graceful shutdown under load, secrets kept out of every output), their life
 //! cycle (signals, exit codes, configuration errors, `--help`, starved of descriptors) and
-//! `event-logger --healthcheck`.
+//! `event-logger --healthcheck`, and `amqps://` through a TLS terminator.
 //!
 //! The broker tests skip (saying why) without a reachable RabbitMQ, and fail instead under
 //! `CI=true` or `REQUIRE_BROKER=1` (see `tests/common/broker.rs`).
@@ -23,3 +23,4 @@ mod healthcheck;
 mod lifecycle;
 mod secrets;
 mod shutdown;
+mod tls;
