@@ -10,6 +10,16 @@
 FROM rust:1.95-bookworm AS builder
 WORKDIR /build
 
+# amiquip's TLS (native-tls, for amqps://) links the system's OpenSSL: headers and pkg-config.
+# The official image has both; a leaner base gets them here (and .ci/docker.sh, which replays
+# this stage on the CI host, changes nothing there when they are installed). Not pinned
+# (DL3008): bookworm's security updates replace the versions, and a pin would break the build.
+# hadolint ignore=DL3008
+RUN dpkg -s libssl-dev pkg-config >/dev/null 2>&1 \
+    || { apt-get update \
+        && apt-get install -y --no-install-recommends libssl-dev pkg-config \
+        && rm -rf /var/lib/apt/lists/*; }
+
 # Dependency layer: only the manifests, the lockfile and the vendored, patched tiny_http
 # ([patch.crates-io] in Cargo.toml), with stub sources, so the whole dependency graph is
 # compiled in a layer that stays cached until one of these files changes. The stubs' own
@@ -34,8 +44,15 @@ RUN cargo build --release --locked --bins \
 # ---- runtime -------------------------------------------------------------------------------
 FROM debian:bookworm-slim AS runtime
 
-# No TLS and no curl needed: AMQP and HTTP are plain TCP, the healthcheck is the binary's own.
-RUN groupadd --system --gid 10001 app \
+# libssl3 for amqps:// (the binaries link OpenSSL) and ca-certificates, the system's CAs a hosted
+# broker's certificate is checked against (AMQP_TLS_CA_FILE adds a private one). No curl: the
+# healthcheck is the binary's own. Not pinned (DL3008), for the same reason as in the builder:
+# the image should get bookworm's OpenSSL security updates when it is rebuilt.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libssl3 ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin app
 

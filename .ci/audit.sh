@@ -3,8 +3,8 @@
 #   1. `cargo audit` against the RustSec advisory database: fails on any vulnerability, and
 #      (.cargo/audit.toml: `deny = ["warnings"]`) on any unmaintained, unsound or yanked crate,
 #      except the advisories .cargo/audit.toml ignores, each with its reason;
-#   2. `cargo deny check licenses bans` (.cargo/deny.toml): permissive licences only, no TLS
-#      stack (the runtime image has no libssl), no wildcard versions.
+#   2. `cargo deny check licenses bans` (.cargo/deny.toml): permissive licences only, no
+#      vendored OpenSSL (TLS links the system's libssl), no wildcard versions.
 #
 # The database: ADVISORY_DB if set, else ../shared/advisory-db beside the repository (an offline
 # snapshot; its SNAPSHOT.md names the commit and date), read as it is, with --no-fetch (the

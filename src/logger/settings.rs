@@ -7,8 +7,8 @@ use log::LevelFilter;
 
 use crate::shared::amqp::AmqpSettings;
 use crate::shared::env::{
-    self, AMQP_EXCHANGE, AMQP_QUEUE, AMQP_ROUTING_KEY, API_TOKEN, ConfigError, Env, LOG_LEVEL,
-    SHUTDOWN_TIMEOUT, Secret, Var, var,
+    self, AMQP_EXCHANGE, AMQP_QUEUE, AMQP_QUEUE_TYPE, AMQP_ROUTING_KEY, AMQP_TLS_CA_FILE,
+    API_TOKEN, ConfigError, Env, LOG_LEVEL, SHUTDOWN_TIMEOUT, Secret, Var, var,
 };
 
 /// The Event Logger's variables.
@@ -48,6 +48,8 @@ pub const LOGGER_VARS: &[Var] = &[
     AMQP_EXCHANGE,
     AMQP_QUEUE,
     AMQP_ROUTING_KEY,
+    AMQP_QUEUE_TYPE,
+    AMQP_TLS_CA_FILE,
     API_TOKEN,
     LOG_LEVEL,
 ];

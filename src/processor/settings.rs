@@ -7,8 +7,8 @@ use log::LevelFilter;
 
 use crate::shared::amqp::AmqpSettings;
 use crate::shared::env::{
-    AMQP_EXCHANGE, AMQP_QUEUE, AMQP_ROUTING_KEY, API_TOKEN, ConfigError, Env, LOG_LEVEL,
-    SHUTDOWN_TIMEOUT, Secret, Var, check_url, var,
+    AMQP_EXCHANGE, AMQP_QUEUE, AMQP_QUEUE_TYPE, AMQP_ROUTING_KEY, AMQP_TLS_CA_FILE, API_TOKEN,
+    ConfigError, Env, LOG_LEVEL, SHUTDOWN_TIMEOUT, Secret, Var, check_url, var,
 };
 
 /// The Notification Processor's variables.
@@ -21,6 +21,8 @@ pub const PROCESSOR_VARS: &[Var] = &[
     AMQP_EXCHANGE,
     AMQP_QUEUE,
     AMQP_ROUTING_KEY,
+    AMQP_QUEUE_TYPE,
+    AMQP_TLS_CA_FILE,
     var(
         "API_URL",
         "http://127.0.0.1:8000",
@@ -125,5 +127,32 @@ mod tests {
         assert_eq!(err.var, "API_URL");
         let err = ProcessorSettings::from_lookup(env(&[("PREFETCH", "0")])).unwrap_err();
         assert_eq!(err.var, "PREFETCH");
+    }
+
+    #[test]
+    fn queue_type_and_tls_ca_file_are_checked_at_start() {
+        use crate::shared::amqp::QueueType;
+        let s = ProcessorSettings::from_lookup(env(&[])).unwrap();
+        assert_eq!(s.amqp.queue_type, QueueType::Classic);
+        assert!(s.amqp.tls_ca.is_none());
+        let s = ProcessorSettings::from_lookup(env(&[("AMQP_QUEUE_TYPE", "quorum")])).unwrap();
+        assert_eq!(s.amqp.queue_type, QueueType::Quorum);
+        let err = ProcessorSettings::from_lookup(env(&[("AMQP_QUEUE_TYPE", "lazy")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid AMQP_QUEUE_TYPE=\"lazy\": expected classic or quorum"
+        );
+        let err = ProcessorSettings::from_lookup(env(&[("AMQP_TLS_CA_FILE", "/etc/hostname")]))
+            .unwrap_err();
+        assert!(err.problem.contains("not amqps://"), "{err}");
+        let err = ProcessorSettings::from_lookup(env(&[
+            ("AMQP_URL", "amqps://broker.example.com/%2f"),
+            ("AMQP_TLS_CA_FILE", "/nonexistent/ca.pem"),
+        ]))
+        .unwrap_err();
+        assert!(err.problem.contains("cannot read the file"), "{err}");
+        let s = ProcessorSettings::from_lookup(env(&[("AMQP_URL", "amqps://broker.example.com")]))
+            .unwrap();
+        assert!(s.amqp.tls_ca.is_none());
     }
 }

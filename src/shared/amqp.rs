@@ -11,6 +11,7 @@ use amiquip::{
 
 use crate::shared::env::{Secret, redact_url};
 use crate::shared::event::Event;
+use crate::shared::tls::{self, CaFile};
 
 /// Routing key of "event created" messages unless `AMQP_ROUTING_KEY` says otherwise.
 pub const ROUTING_KEY: &str = "event.created";
@@ -26,6 +27,8 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// What `AMQP_URL` says, parsed once and checked at settings time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UrlOptions {
+    /// `amqps://`: TLS over the TCP connection, the certificate checked against `host`.
+    pub tls: bool,
     pub host: String,
     pub port: u16,
     pub user: String,
@@ -42,17 +45,17 @@ pub struct UrlOptions {
 /// The query parameters [`parse_url`] accepts.
 pub const URL_PARAMETERS: &[&str] = &["heartbeat", "connection_timeout", "channel_max"];
 
-/// Parses an `amqp://user:password@host:port/vhost?heartbeat=N&connection_timeout=MS&channel_max=N`
-/// URL (RabbitMQ's URI spec: user and password default to `guest`, the port to 5672, an absent
-/// vhost to `/`; all percent-decoded). The error never contains the password.
+/// Parses an `amqp[s]://user:password@host:port/vhost?heartbeat=N&connection_timeout=MS&channel_max=N`
+/// URL (RabbitMQ's URI spec: user and password default to `guest`, the port to 5672, or 5671
+/// for `amqps`, an absent vhost to `/`; all percent-decoded). The error never contains the
+/// password.
 pub fn parse_url(text: &str) -> Result<UrlOptions, String> {
     let url = url::Url::parse(text).map_err(|e| format!("not a URL ({e})"))?;
-    if url.scheme() != "amqp" {
-        return Err(format!(
-            "scheme {:?}: expected amqp (amqps is not supported by this build)",
-            url.scheme()
-        ));
-    }
+    let (tls, default_port) = match url.scheme() {
+        "amqp" => (false, 5672),
+        "amqps" => (true, 5671),
+        other => return Err(format!("scheme {other:?}: expected amqp or amqps")),
+    };
     let host = match url.host() {
         Some(url::Host::Ipv6(ip)) => ip.to_string(),
         Some(host) => host.to_string(),
@@ -82,8 +85,9 @@ pub fn parse_url(text: &str) -> Result<UrlOptions, String> {
         decode(path)?
     };
     let mut options = UrlOptions {
+        tls,
         host,
-        port: url.port().unwrap_or(5672),
+        port: url.port().unwrap_or(default_port),
         user,
         password,
         vhost,
@@ -116,10 +120,11 @@ pub fn parse_url(text: &str) -> Result<UrlOptions, String> {
     Ok(options)
 }
 
-/// Opens a plain-TCP connection. The TCP connection is ours (amiquip's would not set
-/// `TCP_NODELAY`, and small AMQP frames would wait for delayed ACKs): resolved, connected with
-/// the `connection_timeout` (5 s by default: without one a peer that accepts TCP but never
-/// speaks AMQP would hang us), `TCP_NODELAY`, TCP keepalive; then the AMQP handshake.
+/// Opens a connection, over TLS for `amqps://`. The TCP connection is ours (amiquip's would not
+/// set `TCP_NODELAY`, and small AMQP frames would wait for delayed ACKs): resolved, connected
+/// with the `connection_timeout` (5 s by default: without one a peer that accepts TCP but never
+/// speaks AMQP would hang us), `TCP_NODELAY`, TCP keepalive; then the TLS handshake, if any, and
+/// the AMQP handshake.
 pub fn connect(settings: &AmqpSettings) -> amiquip::Result<Connection> {
     let shown = || url::Url::parse(&settings.display_url()).expect("a redacted URL still parses");
     let io = |source: std::io::Error| amiquip::Error::FailedToConnect {
@@ -138,31 +143,49 @@ pub fn connect(settings: &AmqpSettings) -> amiquip::Result<Connection> {
     let mut last = None;
     for addr in &addrs {
         match open_tcp(addr, options.connection_timeout) {
-            Ok(stream) => {
-                let mut amqp = ConnectionOptions::<Auth>::default()
-                    .auth(Auth::Plain {
-                        username: options.user.clone(),
-                        password: options.password.clone(),
-                    })
-                    .virtual_host(options.vhost.clone())
-                    .connection_timeout(Some(options.connection_timeout))
-                    .information(Some(format!(
-                        "{} {}",
-                        env!("CARGO_PKG_NAME"),
-                        env!("CARGO_PKG_VERSION")
-                    )));
-                if let Some(heartbeat) = options.heartbeat {
-                    amqp = amqp.heartbeat(heartbeat);
-                }
-                if let Some(channel_max) = options.channel_max {
-                    amqp = amqp.channel_max(channel_max);
-                }
-                return Connection::insecure_open_stream(stream, amqp, ConnectionTuning::default());
-            }
+            Ok(stream) => return handshake(stream, &options, settings),
             Err(e) => last = Some(io(e)),
         }
     }
     Err(last.unwrap_or_else(|| amiquip::Error::UrlNoSocketAddrs { url: shown() }))
+}
+
+/// The TLS handshake (for `amqps`) and the AMQP handshake on a connected `stream`.
+fn handshake(
+    stream: mio::net::TcpStream,
+    options: &UrlOptions,
+    settings: &AmqpSettings,
+) -> amiquip::Result<Connection> {
+    let mut amqp = ConnectionOptions::<Auth>::default()
+        .auth(Auth::Plain {
+            username: options.user.clone(),
+            password: options.password.clone(),
+        })
+        .virtual_host(options.vhost.clone())
+        .connection_timeout(Some(options.connection_timeout))
+        .information(Some(format!(
+            "{} {}",
+            env!("CARGO_PKG_NAME"),
+            env!("CARGO_PKG_VERSION")
+        )));
+    if let Some(heartbeat) = options.heartbeat {
+        amqp = amqp.heartbeat(heartbeat);
+    }
+    if let Some(channel_max) = options.channel_max {
+        amqp = amqp.channel_max(channel_max);
+    }
+    if !options.tls {
+        return Connection::insecure_open_stream(stream, amqp, ConnectionTuning::default());
+    }
+    let connector = tls::connector(settings.tls_ca.as_ref())
+        .map_err(|source| amiquip::Error::CreateTlsConnector { source })?;
+    Connection::open_tls_stream(
+        connector,
+        &options.host,
+        stream,
+        amqp,
+        ConnectionTuning::default(),
+    )
 }
 
 fn open_tcp(addr: &SocketAddr, timeout: Duration) -> std::io::Result<mio::net::TcpStream> {
@@ -214,14 +237,28 @@ pub fn classify(error: &amiquip::Error, settings: &AmqpSettings) -> Failure {
             short: message.to_owned(),
         };
     }
+    if let amiquip::Error::TlsHandshake { source } = error {
+        return Failure {
+            level: log::Level::Error,
+            kind: "tls-handshake",
+            line: format!(
+                "cannot connect: the TLS handshake with RabbitMQ at {} failed ({source}): {}; \
+                 retrying with backoff",
+                settings.display_url(),
+                tls::handshake_hint(settings.tls_ca.as_ref())
+            ),
+            short: format!("TLS handshake failed: {source}"),
+        };
+    }
     if code == 406 || message.contains("PRECONDITION_FAILED") {
         let names = Names::of(settings);
         let (object, ours) = if let Some(name) = quoted_after(message, "for queue '") {
+            let kind = settings.queue_type.as_str();
             let ours = if name == names.dead_letter_queue {
-                "durable".to_owned()
+                format!("durable, x-queue-type={kind}")
             } else {
                 format!(
-                    "durable, x-dead-letter-exchange={}",
+                    "durable, x-queue-type={kind}, x-dead-letter-exchange={}",
                     names.dead_letter_exchange
                 )
             };
@@ -239,12 +276,18 @@ pub fn classify(error: &amiquip::Error, settings: &AmqpSettings) -> Failure {
                 "see openapi/API.md, Topology".to_owned(),
             )
         };
+        // A queue of the other type (classic vs quorum) cannot be converted in place.
+        let also = if message.contains("'x-queue-type'") {
+            "Set AMQP_QUEUE_TYPE to the existing queue's type, or move its messages and recreate it. "
+        } else {
+            ""
+        };
         return Failure {
             level: log::Level::Error,
             kind: "precondition-failed",
             line: format!(
                 "cannot set up the topology: RabbitMQ refused to declare {object}: it exists with other arguments than ours \
-                 ({ours}): {message}. Choose other names with AMQP_EXCHANGE/AMQP_QUEUE, or delete \
+                 ({ours}): {message}. {also}Choose other names with AMQP_EXCHANGE/AMQP_QUEUE, or delete \
                  the old {object} (rabbitmqctl delete_queue / delete_exchange); retrying with backoff"
             ),
             short: format!("{object} exists with other arguments: {message}"),
@@ -303,6 +346,38 @@ impl Reporter {
     }
 }
 
+/// What kind of queues [`declare`] creates (`AMQP_QUEUE_TYPE`): RabbitMQ's default `classic`, or
+/// `quorum`, replicated across the nodes of a cluster (a single node serves it too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueueType {
+    #[default]
+    Classic,
+    Quorum,
+}
+
+impl QueueType {
+    pub const NAMES: &'static str = "classic or quorum";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueType::Classic => "classic",
+            QueueType::Quorum => "quorum",
+        }
+    }
+}
+
+impl std::str::FromStr for QueueType {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<QueueType, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "classic" => Ok(QueueType::Classic),
+            "quorum" => Ok(QueueType::Quorum),
+            _ => Err(format!("expected {}", QueueType::NAMES)),
+        }
+    }
+}
+
 /// Names of everything [`declare`] creates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Names {
@@ -325,7 +400,9 @@ impl Names {
 
 /// Declares the topology of `openapi/API.md`, idempotently: a durable direct exchange, a durable queue
 /// bound with the routing key (`AMQP_ROUTING_KEY`) whose rejected messages go to a durable fanout `<exchange>.dlx`
-/// bound to a durable `<queue>.dead`.
+/// bound to a durable `<queue>.dead`. Both queues are of `AMQP_QUEUE_TYPE`, always named in
+/// `x-queue-type` (so that a queue of the other type is a `406`, not silently kept); neither is
+/// exclusive or auto-delete, which a quorum queue could not be.
 pub fn declare(channel: &Channel, settings: &AmqpSettings) -> amiquip::Result<Names> {
     let names = Names::of(settings);
     let durable = ExchangeDeclareOptions {
@@ -342,7 +419,7 @@ pub fn declare(channel: &Channel, settings: &AmqpSettings) -> amiquip::Result<Na
         names.dead_letter_exchange.as_str(),
         durable,
     )?;
-    let mut arguments = FieldTable::default();
+    let mut arguments = queue_arguments(settings.queue_type);
     arguments.insert(
         "x-dead-letter-exchange".into(),
         AmqpValue::LongString(names.dead_letter_exchange.clone()),
@@ -365,6 +442,7 @@ pub fn declare(channel: &Channel, settings: &AmqpSettings) -> amiquip::Result<Na
         names.dead_letter_queue.as_str(),
         QueueDeclareOptions {
             durable: true,
+            arguments: queue_arguments(settings.queue_type),
             ..QueueDeclareOptions::default()
         },
     )?;
@@ -375,6 +453,15 @@ pub fn declare(channel: &Channel, settings: &AmqpSettings) -> amiquip::Result<Na
         FieldTable::default(),
     )?;
     Ok(names)
+}
+
+fn queue_arguments(queue_type: QueueType) -> FieldTable {
+    let mut arguments = FieldTable::default();
+    arguments.insert(
+        "x-queue-type".into(),
+        AmqpValue::LongString(queue_type.as_str().to_owned()),
+    );
+    arguments
 }
 
 /// The message for `event`: its JSON, persistent, `application/json`, `message_id` = its id.
@@ -460,6 +547,10 @@ pub struct AmqpSettings {
     pub queue: String,
     /// Routing key of the messages and of the queue's binding (`AMQP_ROUTING_KEY`).
     pub routing_key: String,
+    /// Type of both queues (`AMQP_QUEUE_TYPE`).
+    pub queue_type: QueueType,
+    /// CAs trusted for `amqps://` beside the system's (`AMQP_TLS_CA_FILE`).
+    pub tls_ca: Option<CaFile>,
 }
 
 impl AmqpSettings {
@@ -542,6 +633,54 @@ mod tests {
         assert_eq!(o.connection_timeout, Duration::from_millis(250));
         assert_eq!(o.channel_max, Some(8));
         assert_eq!(parse_url("amqp://h/%2f").unwrap().vhost, "/");
+        assert!(!parse_url("amqp://h").unwrap().tls);
+        let o = parse_url("amqps://broker.example.com").unwrap();
+        assert!(o.tls);
+        assert_eq!((o.host.as_str(), o.port), ("broker.example.com", 5671));
+        assert_eq!(parse_url("amqps://h:5672").unwrap().port, 5672);
+    }
+
+    #[test]
+    fn queue_types_parse_in_any_case_and_nothing_else_does() {
+        assert_eq!("classic".parse(), Ok(QueueType::Classic));
+        assert_eq!(" Quorum ".parse(), Ok(QueueType::Quorum));
+        for bad in ["", "stream", "quorum,classic"] {
+            assert_eq!(
+                bad.parse::<QueueType>(),
+                Err("expected classic or quorum".to_owned())
+            );
+        }
+        assert_eq!(QueueType::default(), QueueType::Classic);
+    }
+
+    #[test]
+    fn a_406_on_the_queue_type_says_to_set_amqp_queue_type() {
+        let error = amiquip::Error::ServerClosedChannel {
+            channel_id: 1,
+            code: 406,
+            message: "PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue 'test' in \
+                      vhost '/': received 'quorum' but current is 'classic'"
+                .into(),
+        };
+        let mut settings = settings();
+        settings.queue_type = QueueType::Quorum;
+        let f = classify(&error, &settings);
+        for part in [
+            "queue 'test'",
+            "x-queue-type=quorum",
+            "Set AMQP_QUEUE_TYPE to the existing queue's type",
+        ] {
+            assert!(f.line.contains(part), "{part}: {}", f.line);
+        }
+        let other = classify(
+            &amiquip::Error::ServerClosedChannel {
+                channel_id: 1,
+                code: 406,
+                message: "PRECONDITION_FAILED - inequivalent arg 'durable' for queue 'test'".into(),
+            },
+            &settings,
+        );
+        assert!(!other.line.contains("AMQP_QUEUE_TYPE"), "{}", other.line);
     }
 
     #[test]
@@ -556,7 +695,7 @@ mod tests {
             "amqp://u:s3cret@h/?channel_max=x",
             "amqp://u:s3cret@h/?connection_timeout=-1",
             "amqp://u:s3cret@h/a/b",
-            "amqps://u:s3cret@h/",
+            "amqpx://u:s3cret@h/",
             "http://u:s3cret@h/",
         ] {
             let err = parse_url(bad).unwrap_err();
@@ -570,6 +709,8 @@ mod tests {
             exchange: "events".into(),
             queue: "test".into(),
             routing_key: ROUTING_KEY.into(),
+            queue_type: QueueType::Classic,
+            tls_ca: None,
         }
     }
 
@@ -590,7 +731,7 @@ mod tests {
         );
         for part in [
             "queue 'test'",
-            "durable, x-dead-letter-exchange=events.dlx",
+            "durable, x-queue-type=classic, x-dead-letter-exchange=events.dlx",
             "AMQP_EXCHANGE/AMQP_QUEUE",
             "delete",
         ] {

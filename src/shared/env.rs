@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use log::LevelFilter;
 
-use crate::shared::amqp::AmqpSettings;
+use crate::shared::amqp::{AmqpSettings, QueueType};
+use crate::shared::tls::CaFile;
 
 /// One documented environment variable.
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +37,16 @@ pub(crate) const AMQP_ROUTING_KEY: Var = var(
     "AMQP_ROUTING_KEY",
     "event.created",
     "routing key of the messages and of the queue's binding",
+);
+pub(crate) const AMQP_QUEUE_TYPE: Var = var(
+    "AMQP_QUEUE_TYPE",
+    "classic",
+    "classic or quorum (replicated across a cluster): type of the queue and of its dead-letter queue",
+);
+pub(crate) const AMQP_TLS_CA_FILE: Var = var(
+    "AMQP_TLS_CA_FILE",
+    "unset (the system's CAs)",
+    "PEM file of CAs trusted for amqps:// beside the system's",
 );
 pub(crate) const API_TOKEN: Var = var(
     "API_TOKEN",
@@ -229,11 +240,15 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         check_url(
             "AMQP_URL",
             &url,
-            "amqp",
-            "expected amqp://user:password@host:port/vhost (amqps is not supported by this build)",
+            if url.starts_with("amqps:") {
+                "amqps"
+            } else {
+                "amqp"
+            },
+            "expected amqp://user:password@host:port/vhost or amqps://...",
             true,
         )?;
-        crate::shared::amqp::parse_url(&url).map_err(|problem| ConfigError {
+        let options = crate::shared::amqp::parse_url(&url).map_err(|problem| ConfigError {
             var: "AMQP_URL",
             value: None,
             problem,
@@ -243,7 +258,46 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             exchange: self.name("AMQP_EXCHANGE", "events")?,
             queue: self.name("AMQP_QUEUE", "notifications")?,
             routing_key: self.string("AMQP_ROUTING_KEY", crate::shared::amqp::ROUTING_KEY)?,
+            queue_type: self.parsed("AMQP_QUEUE_TYPE", QueueType::default())?,
+            tls_ca: self.ca_file(options.tls)?,
         }))
+    }
+
+    /// A value read with its type's `FromStr` (whose error is the problem to report).
+    pub(crate) fn parsed<T>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr<Err = String>,
+    {
+        let Some(text) = self.get(name) else {
+            return Ok(default);
+        };
+        text.parse().map_err(|problem| ConfigError {
+            var: name,
+            value: Some(text),
+            problem,
+        })
+    }
+
+    /// `AMQP_TLS_CA_FILE`, read now: a missing or unreadable file stops the service at start
+    /// rather than failing every handshake later. Set with a plain `amqp://` URL it would do
+    /// nothing, which is a mistake worth stopping for too.
+    fn ca_file(&self, tls: bool) -> Result<Option<CaFile>, ConfigError> {
+        let Some(path) = self.get("AMQP_TLS_CA_FILE") else {
+            return Ok(None);
+        };
+        let problem = |problem: String| ConfigError {
+            var: "AMQP_TLS_CA_FILE",
+            value: Some(path.clone()),
+            problem,
+        };
+        if !tls {
+            return Err(problem(
+                "set, but AMQP_URL is not amqps:// (a CA file is for TLS only)".into(),
+            ));
+        }
+        CaFile::read(std::path::Path::new(&path))
+            .map(Some)
+            .map_err(problem)
     }
 
     /// An exchange or queue name: AMQP short strings, minus room for `.dlx`/`.dead`.

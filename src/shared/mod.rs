@@ -1,5 +1,5 @@
 //! What both services use: the event and its wire format, the notification line, the AMQP
-//! topology and message format, reading settings from the environment, logging and shutdown.
+//! topology and message format, TLS to the broker, reading settings from the environment, logging and shutdown.
 //! Nothing here knows either service.
 
 pub mod amqp;
@@ -8,3 +8,4 @@ pub mod event;
 pub mod logging;
 pub(crate) mod notification;
 pub mod shutdown;
+pub mod tls;

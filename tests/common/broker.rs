@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use amiquip::{Connection, Publish, QueueDeleteOptions};
-use event_notification::shared::amqp::{self, AmqpSettings};
+use event_notification::shared::amqp::{self, AmqpSettings, QueueType};
 use event_notification::shared::env::{Secret, redact_url};
 
 use super::wait::wait_until;
@@ -92,6 +92,15 @@ impl Broker {
     /// [`Broker::topology`] with the queue bound (and services set up to publish) with
     /// `routing_key`.
     pub fn topology_with_key(&self, test: &str, routing_key: &str) -> Topology {
+        self.topology_with(test, routing_key, QueueType::Classic)
+    }
+
+    /// [`Broker::topology`] with queues of `queue_type` (and services set up to declare them so).
+    pub fn topology_of(&self, test: &str, queue_type: QueueType) -> Topology {
+        self.topology_with(test, amqp::ROUTING_KEY, queue_type)
+    }
+
+    fn topology_with(&self, test: &str, routing_key: &str, queue_type: QueueType) -> Topology {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let tag = format!("test.{test}.{}.{n}", std::process::id());
@@ -100,6 +109,7 @@ impl Broker {
             exchange: format!("{tag}.x"),
             queue: format!("{tag}.q"),
             routing_key: routing_key.to_owned(),
+            queue_type,
         };
         let mut connection = topology.connect();
         let channel = connection.open_channel(None).expect("channel");
@@ -115,6 +125,7 @@ pub struct Topology {
     pub exchange: String,
     pub queue: String,
     pub routing_key: String,
+    pub queue_type: QueueType,
 }
 
 impl Topology {
@@ -129,6 +140,8 @@ impl Topology {
             exchange: self.exchange.clone(),
             queue: self.queue.clone(),
             routing_key: self.routing_key.clone(),
+            queue_type: self.queue_type,
+            tls_ca: None,
         }
     }
 
@@ -139,11 +152,24 @@ impl Topology {
             ("AMQP_EXCHANGE", self.exchange.clone()),
             ("AMQP_QUEUE", self.queue.clone()),
             ("AMQP_ROUTING_KEY", self.routing_key.clone()),
+            ("AMQP_QUEUE_TYPE", self.queue_type.as_str().to_owned()),
         ]
     }
 
     fn connect(&self) -> Connection {
         Connection::insecure_open(&self.url).expect("RabbitMQ was reachable a moment ago")
+    }
+
+    /// Whether declaring the topology with queues of `queue_type` succeeds, i.e. whether the
+    /// queues there are of that type (RabbitMQ refuses the other with `406`).
+    pub fn declares_as(&self, queue_type: QueueType) -> bool {
+        let mut connection = self.connect();
+        let channel = connection.open_channel(None).expect("channel");
+        let mut settings = self.settings(&self.url);
+        settings.queue_type = queue_type;
+        let declared = amqp::declare(&channel, &settings).is_ok();
+        let _ = connection.close();
+        declared
     }
 
     /// Messages ready in `queue` (not counting those delivered and not yet acked).

@@ -116,6 +116,7 @@ fn the_services_are_wired_to_each_other() {
         "AMQP_EXCHANGE",
         "AMQP_QUEUE",
         "AMQP_ROUTING_KEY",
+        "AMQP_QUEUE_TYPE",
         "API_TOKEN",
         "LOG_LEVEL",
     ] {

@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use event_notification::shared::amqp::QueueType;
 use serde_json::{Value, json};
 
 use crate::common::broker::{Proxy, broker};
@@ -78,10 +79,19 @@ fn while_posting(logger: &Logger, during: impl FnOnce()) -> Vec<String> {
 
 #[test]
 fn end_to_end_every_event_is_notified_once_and_processed() {
-    let Some(broker) = broker("end_to_end") else {
+    end_to_end(QueueType::Classic);
+}
+
+#[test]
+fn end_to_end_with_quorum_queues() {
+    end_to_end(QueueType::Quorum);
+}
+
+fn end_to_end(queue_type: QueueType) {
+    let Some(broker) = broker(&format!("end_to_end_{}", queue_type.as_str())) else {
         return;
     };
-    let topology = broker.topology("e2e");
+    let topology = broker.topology_of("e2e", queue_type);
     let logger = Logger::start(&topology, &broker.url(), &[]);
     let processor = start_processor(&topology, &broker.url(), logger.addr(), &[]);
 
@@ -143,6 +153,16 @@ fn end_to_end_every_event_is_notified_once_and_processed() {
     assert_eq!(lines, wanted, "one exact line per event");
     assert_eq!(topology.ready(&topology.queue), 0);
     assert_eq!(topology.ready(&topology.dead_queue()), 0);
+    let other = match queue_type {
+        QueueType::Classic => QueueType::Quorum,
+        QueueType::Quorum => QueueType::Classic,
+    };
+    assert!(topology.declares_as(queue_type));
+    assert!(
+        !topology.declares_as(other),
+        "the queues are not {}",
+        queue_type.as_str()
+    );
 }
 
 /// Cuts the proxy for `outage` after `before`, then restores it and lets `before` pass again:
@@ -158,10 +178,19 @@ fn outage(proxy: &Proxy, before: Duration, outage: Duration) {
 
 #[test]
 fn the_logger_loses_nothing_when_its_broker_connection_is_cut() {
-    let Some(broker) = broker("logger_outage") else {
+    logger_outage(QueueType::Classic);
+}
+
+#[test]
+fn the_logger_loses_nothing_when_its_broker_connection_is_cut_quorum() {
+    logger_outage(QueueType::Quorum);
+}
+
+fn logger_outage(queue_type: QueueType) {
+    let Some(broker) = broker(&format!("logger_outage_{}", queue_type.as_str())) else {
         return;
     };
-    let topology = broker.topology("logger-outage");
+    let topology = broker.topology_of("logger-outage", queue_type);
     let proxy = Proxy::start(broker.addr(), true);
     let logger = Logger::start(&topology, &broker.url_via(proxy.addr), &[]);
     logger.await_connected(Duration::from_secs(30));
@@ -194,10 +223,19 @@ fn the_logger_loses_nothing_when_its_broker_connection_is_cut() {
 
 #[test]
 fn the_processor_loses_nothing_when_its_broker_connection_is_cut() {
-    let Some(broker) = broker("processor_outage") else {
+    processor_outage(QueueType::Classic);
+}
+
+#[test]
+fn the_processor_loses_nothing_when_its_broker_connection_is_cut_quorum() {
+    processor_outage(QueueType::Quorum);
+}
+
+fn processor_outage(queue_type: QueueType) {
+    let Some(broker) = broker(&format!("processor_outage_{}", queue_type.as_str())) else {
         return;
     };
-    let topology = broker.topology("processor-outage");
+    let topology = broker.topology_of("processor-outage", queue_type);
     let proxy = Proxy::start(broker.addr(), true);
     let logger = Logger::start(&topology, &broker.url(), &[]);
     let processor = start_processor(&topology, &broker.url_via(proxy.addr), logger.addr(), &[]);
@@ -746,4 +784,48 @@ fn broker_a_queue_with_other_arguments_is_one_error_naming_it_and_the_remedy() {
     topology.await_consumers(4, Duration::from_secs(20));
     drop(processor);
     logger.stop();
+}
+
+#[test]
+fn broker_a_queue_of_the_other_type_is_the_406_error_naming_amqp_queue_type() {
+    let Some(broker) = broker("queue_type_mismatch") else {
+        return;
+    };
+    // Classic queues exist; both services are told to use quorum ones.
+    let topology = broker.topology("queue-type");
+    let quorum = [("AMQP_QUEUE_TYPE", "quorum")];
+    let logger = Logger::start(&topology, &broker.url(), &quorum);
+    let mut env = topology.env(&broker.url());
+    env.push(("API_URL", format!("http://{}", logger.addr())));
+    env.push(("AMQP_QUEUE_TYPE", "quorum".into()));
+    let processor = crate::common::process::Service::start("notification-processor", &[], &env);
+    let named = format!("queue '{}'", topology.queue);
+    let refused = |log: &str| lines_with(log, "ERROR", &named);
+    assert!(wait_until(Duration::from_secs(15), || {
+        refused(&logger.service.stderr.text()) == 1 && refused(&processor.stderr.text()) == 1
+    }));
+    for log in [logger.service.stderr.text(), processor.stderr.text()] {
+        let line = log
+            .lines()
+            .find(|l| l.contains("[ERROR]") && l.contains(&named))
+            .expect("the line");
+        for part in [
+            "x-queue-type=quorum",
+            "'x-queue-type'",
+            "Set AMQP_QUEUE_TYPE to the existing queue's type",
+        ] {
+            assert!(line.contains(part), "{part} missing: {line}");
+        }
+    }
+    let health = logger.health();
+    assert!(
+        health["broker_error"]
+            .as_str()
+            .is_some_and(|e| e.contains(&named) && e.contains("x-queue-type")),
+        "{health}"
+    );
+    drop(processor);
+    logger.stop();
+    // Nothing was converted: the queues are still classic.
+    assert!(topology.declares_as(QueueType::Classic));
 }

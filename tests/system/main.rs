@@ -2,7 +2,7 @@
 //! dead letters, graceful shutdown under load, secrets kept out of every output), the processor
 //! against forged messages, a client's racing update and an unavailable API, their life
 //! cycle (signals, exit codes, configuration errors, `--help`, starved of descriptors) and
-//! `event-logger --healthcheck`.
+//! `event-logger --healthcheck`, and `amqps://` through a TLS terminator.
 //!
 //! The broker tests skip (saying why) without a reachable RabbitMQ, and fail instead under
 //! `CI=true` or `REQUIRE_BROKER=1` (see `tests/common/broker.rs`).
@@ -26,3 +26,4 @@ mod lifecycle;
 mod processor;
 mod secrets;
 mod shutdown;
+mod tls;
