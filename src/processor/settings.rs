@@ -60,13 +60,6 @@ pub struct ProcessorSettings {
 }
 
 impl ProcessorSettings {
-    /// What the logs must never show: the broker password and the API token.
-    pub fn secrets(&self) -> Vec<String> {
-        let mut secrets = self.amqp.secrets();
-        secrets.extend(self.api_token.iter().map(|t| t.expose().to_owned()));
-        secrets
-    }
-
     pub fn from_env() -> Result<ProcessorSettings, ConfigError> {
         ProcessorSettings::from_lookup(|name| std::env::var(name).ok())
     }
