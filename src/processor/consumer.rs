@@ -16,6 +16,7 @@ use crossbeam_channel::RecvTimeoutError;
 
 use super::api_client::ApiClient;
 use super::decide::{Outcome, decide};
+use super::metrics;
 use super::settings::ProcessorSettings;
 use crate::shared::amqp::{self, Backoff};
 use crate::shared::env::redact_url;
@@ -93,6 +94,7 @@ impl Processor {
                 }
                 Err(SessionError::Lost { why, lasted }) => {
                     log::warn!("lost the RabbitMQ connection ({why}); reconnecting");
+                    metrics::RECONNECTS.inc();
                     reporter.reset();
                     // A session that fails at once (consume refused, say) must not turn into
                     // a tight loop; one that ran a while starts over from the shortest delay.
@@ -225,6 +227,7 @@ impl Processor {
 
     /// Print, `PUT`, then ack; or retry, or dead-letter, as [`decide`] says.
     fn handle(&self, consumer: &Consumer<'_>, delivery: Delivery) -> amiquip::Result<()> {
+        metrics::DELIVERIES.inc();
         let event = match amqp::parse_message(&delivery.body) {
             Ok(event) => event,
             Err(why) => {
@@ -232,6 +235,7 @@ impl Processor {
                     "dead-lettering message {:?}: {why}",
                     delivery.properties.message_id()
                 );
+                metrics::DEAD_LETTERS.inc();
                 return consumer.nack(delivery, false);
             }
         };
@@ -242,14 +246,18 @@ impl Processor {
         }
         let mut attempt = 1;
         loop {
-            let answer = self.api.mark_processed(&event.event_id);
+            let answer = metrics::timed(&metrics::API_SECONDS, || {
+                self.api.mark_processed(&event.event_id)
+            });
             match decide(&answer, attempt, self.settings.max_attempts) {
-                Outcome::Ack => return consumer.ack(delivery),
+                Outcome::Ack => return consumer.ack(delivery).inspect(|()| metrics::ACKS.inc()),
                 Outcome::DeadLetter(why) => {
+                    metrics::DEAD_LETTERS.inc();
                     log::warn!("dead-lettering event {}: {why}", event.event_id);
                     return consumer.nack(delivery, false);
                 }
                 Outcome::Retry(delay) => {
+                    metrics::RETRIES.inc();
                     log::warn!(
                         "marking event {} failed ({answer}), attempt {attempt} of {}; retrying in {delay:?}",
                         event.event_id,

@@ -21,5 +21,6 @@ mod common {
 mod broker;
 mod healthcheck;
 mod lifecycle;
+mod metrics;
 mod secrets;
 mod shutdown;
