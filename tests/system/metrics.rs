@@ -157,3 +157,22 @@ fn both_services_serve_metrics_that_move_with_the_traffic() {
     assert!(moved("notification_processor_api_request_duration_seconds") >= 3.0);
     assert_eq!(moved("notification_processor_dead_letters_total"), 0.0);
 }
+
+/// A `METRICS_PORT` that cannot be listened on stops the processor at once, naming it.
+#[test]
+fn a_taken_metrics_port_is_one_error_naming_it_and_exit_1() {
+    let taken = std::net::TcpListener::bind("0.0.0.0:0").expect("a free port");
+    let port = taken.local_addr().expect("bound").port().to_string();
+    let mut processor = Service::start(
+        "notification-processor",
+        &[],
+        &[
+            ("METRICS_PORT", port.as_str()),
+            ("AMQP_URL", "amqp://127.0.0.1:1/%2f"),
+        ],
+    );
+    let status = processor.wait(Duration::from_secs(10)).expect("exits");
+    let stderr = processor.stderr.text();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("METRICS_PORT={port}")), "{stderr}");
+}
