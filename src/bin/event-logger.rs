@@ -18,7 +18,7 @@ fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(code) => return code,
     };
-    logging::init(settings.log_level, settings.secrets());
+    logging::init(settings.log_level);
     match logger::run(&settings) {
         Ok(()) => ExitCode::SUCCESS,
         // Failing to start is one plain line, like a bad setting; later failures are logged.

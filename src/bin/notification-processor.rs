@@ -16,7 +16,7 @@ fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(code) => return code,
     };
-    logging::init(settings.log_level, settings.secrets());
+    logging::init(settings.log_level);
     let shutdown = Shutdown::new();
     if let Err(e) = shutdown.on_signals() {
         eprintln!("notification-processor: cannot install signal handlers: {e}");

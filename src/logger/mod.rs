@@ -10,6 +10,7 @@ mod api;
 pub mod healthcheck;
 pub mod http;
 pub mod limits;
+mod metrics;
 mod notifier;
 mod outbox;
 pub mod service;

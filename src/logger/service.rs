@@ -141,6 +141,7 @@ impl EventLogger {
         settings: &LoggerSettings,
         out: Box<dyn Write + Send>,
     ) -> Result<EventLogger, StartError> {
+        crate::logger::metrics::register();
         let store = Store::new();
         let shutdown = Shutdown::new();
         let initial = match settings.amqp {

@@ -71,13 +71,6 @@ pub struct LoggerSettings {
 }
 
 impl LoggerSettings {
-    /// What the logs must never show: the broker password and the API token.
-    pub fn secrets(&self) -> Vec<String> {
-        let mut secrets = self.amqp.as_ref().map(|a| a.secrets()).unwrap_or_default();
-        secrets.extend(self.api_token.iter().map(|t| t.expose().to_owned()));
-        secrets
-    }
-
     pub fn from_env() -> Result<LoggerSettings, ConfigError> {
         LoggerSettings::from_lookup(|name| std::env::var(name).ok())
     }
@@ -190,10 +183,6 @@ mod tests {
         );
         let amqp = s.amqp.unwrap();
         assert_eq!(amqp.display_url(), "amqp://u:***@h:5672/%2f");
-        assert_eq!(
-            amqp.secrets(),
-            vec!["hun%40ter2".to_owned(), "hun@ter2".to_owned()]
-        );
     }
 
     #[test]

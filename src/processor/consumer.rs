@@ -22,6 +22,7 @@ use uuid::Uuid;
 use super::api_client::{ApiAnswer, ApiClient};
 use super::decide::{Notice, Outcome, decide, notice};
 use super::message::Message;
+use super::metrics;
 use super::outage::Outage;
 use super::settings::ProcessorSettings;
 use crate::shared::amqp::{self, Backoff};
@@ -111,6 +112,7 @@ impl Processor {
                 }
                 Err(SessionError::Lost { why, lasted }) => {
                     log::warn!("lost the RabbitMQ connection ({why}); reconnecting");
+                    metrics::RECONNECTS.inc();
                     reporter.reset();
                     // A session that fails at once (consume refused, say) must not turn into
                     // a tight loop; one that ran a while starts over from the shortest delay.
@@ -244,6 +246,7 @@ impl Processor {
     /// Read the event, print it if its status says so, `PUT` it `Processed` at the version
     /// read, then ack; or pause, retry or dead-letter, as [`decide`] says.
     fn handle(&self, consumer: &Consumer<'_>, delivery: Delivery) -> amiquip::Result<()> {
+        metrics::DELIVERIES.inc();
         let id = match Message::parse(&delivery.body) {
             Ok(message) => message.event_id,
             Err(why) => {
@@ -251,6 +254,7 @@ impl Processor {
                     "dead-lettering message {:?}: {why}",
                     delivery.properties.message_id()
                 );
+                metrics::DEAD_LETTERS.inc();
                 return consumer.nack(delivery, false);
             }
         };
@@ -263,14 +267,14 @@ impl Processor {
             Notice::Send => {}
             Notice::AlreadySent => {
                 log::info!("event {id} is Processed already (a redelivery): not notified again");
-                return consumer.ack(delivery);
+                return self.ack(consumer, delivery);
             }
             Notice::Skip => {
                 log::info!(
                     "event {id} has status {:?}, set by a client: not notified",
                     stored.event.status
                 );
-                return consumer.ack(delivery);
+                return self.ack(consumer, delivery);
             }
         }
         if let Err(e) = self.print(&stored.event) {
@@ -302,7 +306,7 @@ impl Processor {
         let mut attempt = 1;
         let mut pauses = Backoff::new();
         loop {
-            let answer = match request() {
+            let answer = match metrics::timed(&metrics::API_SECONDS, &mut request) {
                 Ok(done) => {
                     self.answered();
                     return Settled::Done(done);
@@ -319,6 +323,7 @@ impl Processor {
                     pauses.next_delay()
                 }
                 Outcome::Retry(delay) => {
+                    metrics::RETRIES.inc();
                     self.answered();
                     log::warn!(
                         "{doing} event {id} failed ({answer}), attempt {attempt} of {}; retrying in {delay:?}",
@@ -359,14 +364,20 @@ impl Processor {
                     "event {id} changed since it was read (412): not marked Processed, the \
                      client's update stands"
                 );
-                consumer.ack(delivery)
+                self.ack(consumer, delivery)
             }
             Outcome::DeadLetter(why) => {
                 log::warn!("dead-lettering the message of event {id}: {why}");
+                metrics::DEAD_LETTERS.inc();
                 consumer.nack(delivery, false)
             }
-            _ => consumer.ack(delivery),
+            _ => self.ack(consumer, delivery),
         }
+    }
+
+    /// Acks a message that needs no more work, and counts it.
+    fn ack(&self, consumer: &Consumer<'_>, delivery: Delivery) -> amiquip::Result<()> {
+        consumer.ack(delivery).inspect(|()| metrics::ACKS.inc())
     }
 
     fn print(&self, event: &Event) -> std::io::Result<()> {

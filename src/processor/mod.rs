@@ -11,6 +11,7 @@ mod api_client;
 mod consumer;
 mod decide;
 mod message;
+mod metrics;
 mod outage;
 pub mod settings;
 
@@ -32,6 +33,8 @@ pub enum RunError {
     Died,
     /// In-flight work was still busy this long after the stop signal.
     StopTimedOut(Duration),
+    /// `METRICS_PORT` could not be listened on.
+    Metrics(u16, std::io::Error),
 }
 
 impl RunError {
@@ -45,6 +48,10 @@ impl std::fmt::Display for RunError {
         match self {
             RunError::Thread(e) => write!(f, "cannot start the processor thread: {e}"),
             RunError::Died => f.write_str("the processor thread ended unexpectedly"),
+            RunError::Metrics(port, e) => write!(
+                f,
+                "cannot serve metrics on METRICS_PORT={port}: {e} (choose a free port, or unset it)"
+            ),
             RunError::StopTimedOut(timeout) => write!(
                 f,
                 "still busy {timeout:?} after the stop signal (SHUTDOWN_TIMEOUT_SECS); exiting \
@@ -64,6 +71,24 @@ pub fn run(
     out: Box<dyn Write + Send>,
 ) -> Result<(), RunError> {
     let timeout = settings.shutdown_timeout;
+    metrics::register();
+    let listener = settings
+        .metrics_port
+        .map(|port| metrics::Listener::start(port).map_err(|e| RunError::Metrics(port, e)))
+        .transpose()?;
+    let result = consume(settings, shutdown, out, timeout);
+    if let Some(listener) = listener {
+        listener.stop();
+    }
+    result
+}
+
+fn consume(
+    settings: ProcessorSettings,
+    shutdown: Shutdown,
+    out: Box<dyn Write + Send>,
+    timeout: Duration,
+) -> Result<(), RunError> {
     let processor = consumer::Processor::new(settings, shutdown.clone(), Arc::new(Mutex::new(out)));
     let worker = std::thread::Builder::new()
         .name("processor".into())

@@ -44,6 +44,11 @@ pub const PROCESSOR_VARS: &[Var] = &[
         "4",
         "consumer threads (each its own channel), so one slow PUT does not stall the rest",
     ),
+    var(
+        "METRICS_PORT",
+        "unset (no metrics listener)",
+        "port of the Prometheus GET /metrics listener (all interfaces; 0: a free one, logged)",
+    ),
     SHUTDOWN_TIMEOUT,
     LOG_LEVEL,
 ];
@@ -57,18 +62,13 @@ pub struct ProcessorSettings {
     pub prefetch: u16,
     pub max_attempts: u32,
     pub threads: usize,
+    /// `None`: no metrics listener.
+    pub metrics_port: Option<u16>,
     pub shutdown_timeout: Duration,
     pub log_level: LevelFilter,
 }
 
 impl ProcessorSettings {
-    /// What the logs must never show: the broker password and the API token.
-    pub fn secrets(&self) -> Vec<String> {
-        let mut secrets = self.amqp.secrets();
-        secrets.extend(self.api_token.iter().map(|t| t.expose().to_owned()));
-        secrets
-    }
-
     pub fn from_env() -> Result<ProcessorSettings, ConfigError> {
         ProcessorSettings::from_lookup(|name| std::env::var(name).ok())
     }
@@ -97,6 +97,10 @@ impl ProcessorSettings {
             prefetch: env.int("PREFETCH", 64, 1, 65_535)?,
             max_attempts: env.int("MAX_ATTEMPTS", 5, 1, 1000)?,
             threads: env.int("PROCESSOR_THREADS", 4, 1, 256)?,
+            metrics_port: match env.get("METRICS_PORT") {
+                None => None,
+                Some(_) => Some(env.int("METRICS_PORT", 0, 0, 65_535)?),
+            },
             shutdown_timeout: env.seconds("SHUTDOWN_TIMEOUT_SECS", 10)?,
             log_level: env.log_level()?,
         })
@@ -119,6 +123,7 @@ mod tests {
         assert_eq!(s.amqp.routing_key, "event.created");
         assert_eq!(s.api_url, "http://127.0.0.1:8000");
         assert_eq!((s.prefetch, s.max_attempts, s.threads), (64, 5, 4));
+        assert_eq!(s.metrics_port, None);
     }
 
     #[test]
@@ -127,6 +132,10 @@ mod tests {
         assert_eq!(err.var, "API_URL");
         let err = ProcessorSettings::from_lookup(env(&[("PREFETCH", "0")])).unwrap_err();
         assert_eq!(err.var, "PREFETCH");
+        let err = ProcessorSettings::from_lookup(env(&[("METRICS_PORT", "70000")])).unwrap_err();
+        assert_eq!(err.var, "METRICS_PORT");
+        let s = ProcessorSettings::from_lookup(env(&[("METRICS_PORT", "9100")])).unwrap();
+        assert_eq!(s.metrics_port, Some(9100));
     }
 
     #[test]

@@ -558,20 +558,6 @@ impl AmqpSettings {
     pub fn display_url(&self) -> String {
         redact_url(self.url.expose())
     }
-
-    /// Strings that must never appear in logs (the URL's password, raw and percent-decoded).
-    pub fn secrets(&self) -> Vec<String> {
-        url::Url::parse(self.url.expose())
-            .ok()
-            .and_then(|u| u.password().map(str::to_owned))
-            .map(|p| {
-                let decoded = percent_encoding::percent_decode_str(&p)
-                    .decode_utf8_lossy()
-                    .into_owned();
-                vec![p, decoded]
-            })
-            .unwrap_or_default()
-    }
 }
 
 #[cfg(test)]

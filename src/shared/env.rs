@@ -124,7 +124,8 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// A string that must not be logged; `Debug` prints `***` and there is no `Display`.
+/// A string that must not be logged: `Debug` and `Display` print `***`; only [`Secret::expose`]
+/// gives the value, to the code that sends it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
@@ -139,7 +140,13 @@ impl Secret {
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
+        f.write_str("***")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
     }
 }
 

@@ -207,6 +207,7 @@ fn document_paths_and_methods_are_what_the_router_answers() {
             "/events",
             "/events/{event_id}",
             "/health",
+            "/metrics",
             "/openapi.json",
             "/ping"
         ]

@@ -23,6 +23,7 @@ mod common {
 mod broker;
 mod healthcheck;
 mod lifecycle;
+mod metrics;
 mod processor;
 mod secrets;
 mod shutdown;

@@ -10,7 +10,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::broker::broker;
+use crate::common::broker::{Topology, broker};
 use crate::common::event::new_event;
 use crate::common::http::{Client, client, send};
 use crate::common::process::Service;
@@ -102,6 +102,31 @@ fn drive_requests(base: &str, token: &str) {
     assert_eq!(send(&agent, "GET", &url, &auth, None).status, 200);
 }
 
+/// Both services connected with `env(extra)`, the requests of [`drive_requests`] made and
+/// their three events printed by the processor; and the logger's base URL.
+fn start_connected(
+    topology: &Topology,
+    token: &str,
+    env: impl Fn(&[(&'static str, &str)]) -> Vec<(&'static str, String)>,
+) -> (Service, String, Service) {
+    let (logger, addr) = Service::logger(&env(&[]));
+    let base = format!("http://{addr}");
+    await_broker(&Client::new(addr), "connected", Duration::from_secs(20));
+    drive_requests(&base, token);
+    let processor = processor_consuming(topology, &env(&[("API_URL", &base)]));
+    assert!(
+        wait_until(Duration::from_secs(20), || processor
+            .stdout
+            .text()
+            .lines()
+            .count()
+            == 3),
+        "processor stderr:\n{}",
+        processor.stderr.text()
+    );
+    (logger, base, processor)
+}
+
 #[test]
 fn neither_secret_appears_in_any_output() {
     let Some(broker) = broker("neither_secret_appears_in_any_output") else {
@@ -134,17 +159,8 @@ fn neither_secret_appears_in_any_output() {
     let connected = || match BrokerUser::create(&user, &secrets.password) {
         Some(_user) => {
             let good_url = url(5672, &secrets.password);
-            let (logger, addr) = Service::logger(&env(&good_url, &[]));
-            let base = format!("http://{addr}");
-            await_broker(&Client::new(addr), "connected", Duration::from_secs(20));
-            drive_requests(&base, &secrets.token);
-            let processor = processor_consuming(&topology, &env(&good_url, &[("API_URL", &base)]));
-            assert!(wait_until(Duration::from_secs(20), || processor
-                .stdout
-                .text()
-                .lines()
-                .count()
-                == 3));
+            let (logger, base, processor) =
+                start_connected(&topology, &secrets.token, |extra| env(&good_url, extra));
             assert!(rabbitmqctl(&[
                 "close_all_user_connections",
                 &user,
@@ -203,4 +219,68 @@ fn neither_secret_appears_in_any_output() {
             }
         }
     });
+}
+
+/// The default Compose password is `events`, a word the logs use for other things ("0 events to
+/// publish", exchange names): the password is hidden where URLs and the login are formatted,
+/// so those words stay, and it never shows as a credential.
+#[test]
+fn a_password_that_is_an_ordinary_word_leaves_the_words_alone() {
+    let Some(broker) = broker("a_password_that_is_an_ordinary_word_leaves_the_words_alone") else {
+        return;
+    };
+    let topology = broker.topology("events");
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    let (user, password, token) = (format!("words-{unique}"), "events", format!("Tk{unique}"));
+    let Some(_user) = BrokerUser::create(&user, password) else {
+        eprintln!("NOTE: rabbitmqctl cannot create a user here; the test does not run");
+        return;
+    };
+    let amqp_url = format!("amqp://{user}:{password}@127.0.0.1:5672/%2f");
+    let env = |extra: &[(&'static str, &str)]| {
+        let mut env = topology.env(&amqp_url);
+        env.push(("API_TOKEN", token.clone()));
+        env.push(("SHUTDOWN_TIMEOUT_SECS", "1".to_owned()));
+        env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+        env
+    };
+    let (logger, _, processor) = start_connected(&topology, &token, env);
+    let token_only = Secrets {
+        password: token.clone(),
+        token: token.clone(),
+    };
+    let processor = finish(processor, "processor", &token_only);
+    let logger = finish(logger, "logger", &token_only);
+    for (what, stderr) in [("logger", &logger), ("processor", &processor)] {
+        let credentials = [
+            format!("{user}:{password}@"),
+            format!("\\0{password}"),
+            format!("\\u{{0}}{password}"),
+        ];
+        for credential in credentials {
+            assert!(
+                !stderr.contains(&credential),
+                "{what} shows {credential}:\n{stderr}"
+            );
+        }
+        // The handshake was logged (at debug), without the login.
+        assert!(
+            stderr.contains("sending handshake StartOk (the login is not logged)"),
+            "{what}:\n{stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("{user}:***@")),
+            "{what}:\n{stderr}"
+        );
+        assert!(!stderr.contains("exchange ***"), "{what}:\n{stderr}");
+    }
+    assert!(logger.contains("events to publish"), "{logger}");
+    assert!(
+        logger.contains(&format!("exchange {}", topology.exchange)),
+        "{logger}"
+    );
+    assert!(
+        processor.contains(&format!("consuming {}", topology.queue)),
+        "{processor}"
+    );
 }

@@ -21,10 +21,12 @@ use self::errors::{ErrorDetail, ValidationErrors, error, unprocessable};
 use self::routes::Endpoint;
 use self::schemas::{Health, Ping};
 use crate::logger::http::{BodyError, Request, Response};
+use crate::logger::metrics;
 use crate::logger::outbox::{HandOffError, Outbox, OutboxStatus};
 use crate::logger::store::{Conditional, INITIAL_VERSION, Store};
 use crate::shared::env::Secret;
 use crate::shared::event::{Event, EventUpdate, NewEvent, Timestamp};
+use crate::shared::metrics as shared_metrics;
 
 /// What the handlers share.
 pub(crate) struct Api {
@@ -45,11 +47,28 @@ impl Api {
         }
     }
 
-    /// Answers one request.
+    /// Answers one request, counted in the metrics by route template, method and status.
     pub(crate) fn handle(&self, request: &mut Request<'_>) -> Response {
+        let started = std::time::Instant::now();
         // Matched on the percent-decoded path, as Starlette does (`/ev%65nts` is `/events`).
         let path = percent_encoding::percent_decode_str(&request.path).decode_utf8_lossy();
-        let Some(matched) = routes::match_path(&path) else {
+        let matched = routes::match_path(&path);
+        let (route, method) = match &matched {
+            Some(m) => (
+                m.route.metrics_label(),
+                m.route
+                    .endpoint(&request.method)
+                    .map_or("other", |e| e.method()),
+            ),
+            None => ("unmatched", "other"),
+        };
+        let response = self.answer(matched, request);
+        metrics::request(route, method, response.status, started.elapsed());
+        response
+    }
+
+    fn answer(&self, matched: Option<routes::Matched>, request: &mut Request<'_>) -> Response {
+        let Some(matched) = matched else {
             return error(404, "Not Found");
         };
         let route = matched.route;
@@ -68,6 +87,7 @@ impl Api {
                 },
             ),
             Endpoint::Health => self.health(),
+            Endpoint::Metrics => self.metrics(),
             Endpoint::OpenApi => openapi::response(),
             Endpoint::Docs => docs::response(&param),
             Endpoint::ListEvents => self.list(request),
@@ -105,6 +125,18 @@ impl Api {
         )
     }
 
+    fn metrics(&self) -> Response {
+        metrics::EVENTS_STORED.set(gauge_value(self.store.len()));
+        metrics::OUTBOX_PENDING.set(gauge_value(self.status.pending()));
+        let connected = self.status.broker() == crate::logger::outbox::BrokerState::Connected;
+        metrics::BROKER_CONNECTED.set(i64::from(connected));
+        Response::raw(
+            200,
+            shared_metrics::CONTENT_TYPE,
+            shared_metrics::render().into(),
+        )
+    }
+
     fn list(&self, request: &Request<'_>) -> Response {
         let query = match input::list_query(&request.query) {
             Ok(query) => query,
@@ -129,6 +161,7 @@ impl Api {
         });
         match stored {
             Ok(event) => {
+                metrics::EVENTS_CREATED.inc();
                 let location = format!("/events/{}", event.event_id);
                 Response::json(200, &event)
                     .with_header("Location", location)
@@ -197,6 +230,10 @@ impl Api {
             .with_header("ETag", conditional::etag(current)),
         }
     }
+}
+
+fn gauge_value(n: impl TryInto<i64>) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
 }
 
 /// The `{event_id}` segment (of the already percent-decoded path), parsed.

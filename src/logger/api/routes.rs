@@ -9,6 +9,7 @@
 pub(crate) enum Endpoint {
     Ping,
     Health,
+    Metrics,
     ListEvents,
     CreateEvent,
     GetEvent,
@@ -26,6 +27,7 @@ impl Endpoint {
             Endpoint::PatchEvent => "PATCH",
             Endpoint::Ping
             | Endpoint::Health
+            | Endpoint::Metrics
             | Endpoint::ListEvents
             | Endpoint::GetEvent
             | Endpoint::OpenApi
@@ -53,6 +55,16 @@ impl Route {
         methods.join(", ")
     }
 
+    /// The route in metrics labels: its path with `:name` for a `{name}` segment, since
+    /// some Prometheus text parsers (prometheus-parse, for one) drop samples whose label values
+    /// hold braces.
+    pub(crate) fn metrics_label(&self) -> &'static str {
+        match self.path {
+            "/events/{event_id}" => "/events/:event_id",
+            path => path,
+        }
+    }
+
     pub(crate) fn endpoint(&self, method: &str) -> Option<Endpoint> {
         self.endpoints
             .iter()
@@ -73,6 +85,7 @@ const fn route(path: &'static str, endpoints: &'static [Endpoint], needs_token: 
 pub(crate) const ROUTES: &[Route] = &[
     route("/ping", &[Endpoint::Ping], false),
     route("/health", &[Endpoint::Health], false),
+    route("/metrics", &[Endpoint::Metrics], false),
     route(
         "/events",
         &[Endpoint::ListEvents, Endpoint::CreateEvent],
@@ -160,6 +173,15 @@ mod tests {
             let got = match_path(path);
             let got = got.as_ref().map(|m| (m.route.path, m.param.as_str()));
             assert_eq!(got, matched, "{path}");
+        }
+    }
+
+    #[test]
+    fn metrics_labels_have_no_braces() {
+        for route in ROUTES {
+            let label = route.metrics_label();
+            assert!(!label.contains(['{', '}']), "{label}");
+            assert_eq!(label.replace(":event_id", "{event_id}"), route.path);
         }
     }
 

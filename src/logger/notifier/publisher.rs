@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use amiquip::{Confirm, ConfirmSmoother, Connection, Return};
 use crossbeam_channel::{Receiver, RecvTimeoutError, select};
 
+use crate::logger::metrics;
 use crate::logger::outbox::{BrokerState, OutboxReceiver};
 use crate::shared::amqp::{self, AmqpSettings, Backoff, Reporter};
 use crate::shared::event::Event;
@@ -96,6 +97,7 @@ impl Publisher {
                     let _ = channel.close();
                     let _ = connection.close();
                     if let SessionEnd::Failed(why) = end {
+                        metrics::RECONNECTS.inc();
                         self.set_state(BrokerState::Disconnected, &why);
                         // A broker that accepts connections but keeps failing them (nacks, say)
                         // must not get the whole backlog republished in a tight loop.
@@ -209,6 +211,7 @@ impl Publisher {
             if let Err(e) = amqp::publish(channel, &settings, event) {
                 return SessionEnd::Failed(format!("publish failed: {e}"));
             }
+            metrics::PUBLISHES.inc();
         }
         // When the oldest unconfirmed event was published or last saw progress.
         let mut waiting_since = Instant::now();
@@ -232,6 +235,7 @@ impl Publisher {
                             self.unconfirmed.push_back(event);
                             return SessionEnd::Failed(format!("publish failed: {e}"));
                         }
+                        metrics::PUBLISHES.inc();
                         self.unconfirmed.push_back(event);
                     }
                     Err(_) => self.closed_at = Some(Instant::now()),
@@ -253,6 +257,7 @@ impl Publisher {
                                 }
                             }
                         }
+                        metrics::CONFIRMS.inc_by(acked as u64);
                         if acked > 0 {
                             backoff.reset();
                         }
@@ -286,6 +291,7 @@ impl Publisher {
             return;
         }
         self.receiver.returned(count);
+        metrics::RETURNS.inc_by(count as u64);
         let line = format!(
             "RabbitMQ returned {count} events as unroutable ({why}; was the queue {:?} deleted?): \
              re-declaring the topology and publishing them again",
@@ -333,6 +339,7 @@ impl Publisher {
         for event in self.unconfirmed.range(start..) {
             amqp::publish(channel, &self.settings, event)
                 .map_err(|e| format!("publish failed: {e}"))?;
+            metrics::PUBLISHES.inc();
         }
         Ok(())
     }

@@ -27,6 +27,7 @@ fn operation(endpoint: Endpoint, c: &Components) -> Value {
     match endpoint {
         Endpoint::Ping => ping(c),
         Endpoint::Health => health(c),
+        Endpoint::Metrics => metrics(),
         Endpoint::ListEvents => list_events(c),
         Endpoint::CreateEvent => create_event(c),
         Endpoint::GetEvent => get_event(c),
@@ -65,6 +66,23 @@ fn health(c: &Components) -> Value {
             still waiting to be handed to the broker.",
         "responses": with_common(json!({
             "200": json_response("The server's state.", c.health.clone(), json!({}))
+        }))
+    })
+}
+
+fn metrics() -> Value {
+    json!({
+        "tags": ["service"],
+        "operationId": "metrics",
+        "summary": "Prometheus metrics",
+        "description": "Request counts and latencies by route template and status, events \
+            stored and pending, and the RabbitMQ publisher's publishes, confirms, returns and \
+            reconnects, in the Prometheus text format 0.0.4 (the README lists them).",
+        "responses": with_common(json!({
+            "200": {
+                "description": "The metrics, `text/plain; version=0.0.4`.",
+                "content": { "text/plain": { "schema": { "type": "string" } } }
+            }
         }))
     })
 }
