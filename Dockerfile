@@ -37,7 +37,8 @@ FROM debian:bookworm-slim AS runtime
 # No TLS and no curl needed: AMQP and HTTP are plain TCP, the healthcheck is the binary's own.
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent \
-        --shell /usr/sbin/nologin app
+        --shell /usr/sbin/nologin app \
+    && mkdir /data && chown app:app /data
 
 COPY --from=builder /build/out/event-logger /build/out/notification-processor /usr/local/bin/
 

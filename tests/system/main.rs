@@ -1,7 +1,7 @@
 //! The real binaries as child processes: both against the real RabbitMQ (end to end, outages,
 //! dead letters, graceful shutdown under load, secrets kept out of every output), their life
 //! cycle (signals, exit codes, configuration errors, `--help`, starved of descriptors) and
-//! `event-logger --healthcheck`.
+//! `event-logger --healthcheck`, and `DATA_DIR` through crashes, kills and full disks.
 //!
 //! The broker tests skip (saying why) without a reachable RabbitMQ, and fail instead under
 //! `CI=true` or `REQUIRE_BROKER=1` (see `tests/common/broker.rs`).
@@ -10,6 +10,7 @@
 mod common {
     pub mod app;
     pub mod broker;
+    pub mod datadir;
     pub mod event;
     pub mod http;
     pub mod output;
@@ -19,6 +20,7 @@ mod common {
 }
 
 mod broker;
+mod durability;
 mod healthcheck;
 mod lifecycle;
 mod secrets;
