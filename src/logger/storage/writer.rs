@@ -89,6 +89,9 @@ impl Writer {
 /// The writer, opened but not yet running.
 pub(crate) struct WriterThread {
     connection: Connection,
+    /// Transactions committed, and the creates and updates they held (for the stop log line).
+    commits: u64,
+    writes: u64,
     /// The directory's lock, held as long as the connection is used.
     _lock: File,
     store: Store,
@@ -122,6 +125,8 @@ impl WriterThread {
     ) -> WriterThread {
         WriterThread {
             connection,
+            commits: 0,
+            writes: 0,
             _lock: lock,
             store,
             status,
@@ -177,7 +182,11 @@ impl WriterThread {
                 unsaved.len()
             );
         }
-        log::debug!("writer stopped");
+        log::info!(
+            "writer stopped after {} commits of {} creates and updates",
+            self.commits,
+            self.writes
+        );
     }
 
     /// Plans, writes and (once committed) applies one batch, then answers it.
@@ -204,6 +213,8 @@ impl WriterThread {
             return;
         }
         self.status.set(None);
+        self.commits += 1;
+        self.writes += plan.replies.len() as u64;
         marks.clear();
         self.store.apply(plan.changes);
         for reply in plan.replies {
