@@ -380,6 +380,65 @@ mod tests {
     }
 
     #[test]
+    fn a_loaded_store_keeps_order_and_versions_and_applies_changes_in_order() {
+        let (a, b) = (event("a"), event("b"));
+        let store = Store::from_loaded(vec![(a.clone(), 3), (b.clone(), 1)]);
+        assert_eq!(
+            store.locate(&b.event_id).map(|(i, v)| (i, v.version)),
+            Some((1, 1))
+        );
+        let c = event("c");
+        let mut a2 = a.clone();
+        a2.apply(EventUpdate::processed());
+        let mut a3 = a2.clone();
+        a3.apply(EventUpdate::parse(br#"{"status":"Cancelled"}"#).unwrap());
+        store.apply(vec![
+            Change::Insert(2, c.clone()),
+            Change::Set(
+                0,
+                Versioned {
+                    event: a2,
+                    version: 4,
+                },
+            ),
+            Change::Set(
+                0,
+                Versioned {
+                    event: a3.clone(),
+                    version: 5,
+                },
+            ),
+            // Not where an insert can go, and no such position: both skipped.
+            Change::Insert(7, event("x")),
+            Change::Set(
+                9,
+                Versioned {
+                    event: event("y"),
+                    version: 2,
+                },
+            ),
+        ]);
+        let listed: Vec<Uuid> = store
+            .list(&ListQuery::default())
+            .events
+            .iter()
+            .map(|e| e.event_id)
+            .collect();
+        assert_eq!(listed, vec![a.event_id, b.event_id, c.event_id]);
+        assert_eq!(
+            store.get_versioned(&a.event_id),
+            Some(Versioned {
+                event: a3,
+                version: 5
+            })
+        );
+        assert_eq!(
+            store.get_versioned(&c.event_id).unwrap().version,
+            INITIAL_VERSION
+        );
+    }
+
+    #[test]
     fn list_filters_pages_and_counts_before_paging() {
         let store = Store::new();
         let ids: Vec<Uuid> = ["a", "b", "a", "a", "b"]

@@ -206,3 +206,28 @@ pub fn open(dir: &Path, sync: Sync) -> Result<Opened, OpenError> {
 /// How long a write waits for SQLite's lock held by another connection (an operator's
 /// `sqlite3 .backup`, say) before it fails with `503`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sync_parses_its_three_values_in_any_case() {
+        assert_eq!(Sync::parse("normal"), Some(Sync::Normal));
+        assert_eq!(Sync::parse(" FULL "), Some(Sync::Full));
+        assert_eq!(Sync::parse("Off"), Some(Sync::Off));
+        assert_eq!(Sync::parse("always"), None);
+    }
+
+    #[test]
+    fn status_is_memory_ok_or_failing_with_why() {
+        assert_eq!(StorageStatus::memory().state(), "memory");
+        let durable = StorageStatus::durable();
+        assert_eq!((durable.state(), durable.error()), ("ok", None));
+        durable.set(Some("database or disk is full".into()));
+        assert_eq!(durable.state(), "failing");
+        assert_eq!(durable.error().as_deref(), Some("database or disk is full"));
+        durable.set(None);
+        assert_eq!(durable.state(), "ok");
+    }
+}
