@@ -124,6 +124,10 @@ pub fn run(settings: &LoggerSettings) -> Result<(), RunError> {
             a.queue
         ),
     };
+    // After the start, so that a failed start stays one line.
+    if settings.data_dir.is_none() {
+        log::info!("DATA_DIR unset: events are kept in memory only and lost at exit");
+    }
     log::info!(
         "event-logger {} listening on http://{} with {} worker threads; notifications: {mode}",
         env!("CARGO_PKG_VERSION"),
@@ -152,10 +156,7 @@ impl EventLogger {
         out: Box<dyn Write + Send>,
     ) -> Result<EventLogger, StartError> {
         let durable = match &settings.data_dir {
-            None => {
-                log::info!("DATA_DIR unset: events are kept in memory only and lost at exit");
-                None
-            }
+            None => None,
             Some(dir) => Some(storage::open(dir, settings.sync).map_err(StartError::Storage)?),
         };
         let shutdown = Shutdown::new();
