@@ -670,3 +670,22 @@ fn a_corrupt_database_is_refused_naming_the_file_and_left_alone() {
         "never overwritten"
     );
 }
+
+#[test]
+fn without_data_dir_the_start_says_events_are_lost_at_exit() {
+    let (logger, addr) = Service::logger(&[("LOG_LEVEL", "info")]);
+    let client = Client::new(addr);
+    assert!(
+        logger
+            .stderr
+            .text()
+            .contains("events are kept in memory only and lost at exit"),
+        "{}",
+        logger.stderr.text()
+    );
+    let h = health(&client);
+    assert_eq!(
+        (&h["storage"], &h["storage_error"]),
+        (&json!("memory"), &Value::Null)
+    );
+}
