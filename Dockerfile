@@ -54,7 +54,8 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent \
-        --shell /usr/sbin/nologin app
+        --shell /usr/sbin/nologin app \
+    && mkdir /data && chown app:app /data
 
 COPY --from=builder /build/out/event-logger /build/out/notification-processor /usr/local/bin/
 

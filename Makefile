@@ -21,7 +21,7 @@ SERVICE ?=
 # Where cargo puts the binaries (honours CARGO_TARGET_DIR, as cargo does).
 BIN := $(or $(CARGO_TARGET_DIR),target)/release
 
-.PHONY: help up down down-v logs ps run run-amqp test check bench openapi fmt lint docker-engine
+.PHONY: help up down down-v logs ps run run-amqp test check bench bench-durability openapi fmt lint docker-engine
 
 help: ## List the targets
 	@echo "Usage: make TARGET"
@@ -166,6 +166,10 @@ check: ## Run everything CI runs (bash .ci/run)
 
 bench: ## Run the benchmarks (bash bench/run.sh)
 	@bash bench/run.sh
+
+bench-durability: ## DATA_DIR benchmark: POST in memory vs SYNC=normal/full, start-up and memory with 1,000,000 events
+	cargo build --release --bins --examples
+	$(BIN)/examples/durability
 
 openapi: ## Regenerate the committed OpenAPI document from the code
 	@UPDATE_OPENAPI=1 cargo test --test logger openapi::committed

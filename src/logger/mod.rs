@@ -1,6 +1,7 @@
 //! The Event Logger: an HTTP API that stores events and hands each new one to the notifier.
 //!
-//! [`service`] assembles the parts: the [`store`], the `outbox` to one notifier thread
+//! [`service`] assembles the parts: the [`store`] (with `DATA_DIR`, loaded from and written
+//! through [`storage`]), the `outbox` to one notifier thread
 //! (`notifier`: embedded, or the RabbitMQ publisher), and the HTTP server ([`http`]) whose
 //! handlers are the `api`. The layers depend downwards only: `api` knows the store and the
 //! outbox but not the notifier or AMQP; `http` knows neither routes nor events; the store knows
@@ -15,6 +16,7 @@ mod notifier;
 mod outbox;
 pub mod service;
 pub mod settings;
+pub mod storage;
 pub mod store;
 
 pub use service::{EventLogger, RunError, StartError, run};

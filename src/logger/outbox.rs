@@ -5,13 +5,27 @@
 //! before anything is stored (`503`, nothing lost). The consumer side ([`OutboxReceiver`]) is
 //! either the embedded notifier (`notifier::embedded`) or the RabbitMQ publisher
 //! (`notifier::publisher`); handlers cannot tell which, and never block on it.
+//!
+//! With `DATA_DIR` the consumer also reports what it handed on as [`Mark`]s to the storage
+//! writer, which saves them as the events' `notified` mark; an event stored but never marked
+//! goes back into the outbox at the next start.
 
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender};
+use uuid::Uuid;
 
 use crate::shared::event::Event;
+
+/// A notifier's word that events were handed on, for the storage writer to save.
+#[derive(Debug)]
+pub enum Mark {
+    /// The broker confirmed them.
+    Notified(Vec<Uuid>),
+    /// The embedded notifier printed them: also marked `Processed` if unchanged since stored.
+    Printed(Vec<Uuid>),
+}
 
 /// What `/health` reports as `broker`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,13 +89,15 @@ pub struct Outbox {
 pub struct OutboxReceiver {
     rx: Receiver<Event>,
     shared: Arc<Shared>,
+    /// With `DATA_DIR`: where the marks go.
+    marks: Option<Sender<Mark>>,
 }
 
 /// A pending slot taken by [`Outbox::reserve`]; released again if dropped without
-/// [`Reservation::send`].
+/// [`Reservation::send`]. Owned, so that the storage writer can send it after its commit.
 #[must_use]
-pub struct Reservation<'a> {
-    outbox: &'a Outbox,
+pub struct Reservation {
+    outbox: Outbox,
     sent: bool,
 }
 
@@ -108,13 +124,17 @@ pub fn outbox(capacity: usize, broker: BrokerState) -> (Outbox, OutboxReceiver) 
             tx,
             shared: shared.clone(),
         },
-        OutboxReceiver { rx, shared },
+        OutboxReceiver {
+            rx,
+            shared,
+            marks: None,
+        },
     )
 }
 
 impl Outbox {
     /// Takes a pending slot, or fails with [`HandOffError::Full`].
-    pub fn reserve(&self) -> Result<Reservation<'_>, HandOffError> {
+    pub fn reserve(&self) -> Result<Reservation, HandOffError> {
         let capacity = self.shared.capacity;
         self.shared
             .pending
@@ -123,9 +143,22 @@ impl Outbox {
             })
             .map_err(|_| HandOffError::Full)?;
         Ok(Reservation {
-            outbox: self,
+            outbox: self.clone(),
             sent: false,
         })
+    }
+
+    /// Puts `events` (stored, not yet notified before the last stop) back in the outbox, in
+    /// this order. They count as pending, even beyond the capacity.
+    pub fn requeue(&self, events: Vec<Event>) -> Result<(), HandOffError> {
+        for event in events {
+            self.shared.pending.fetch_add(1, Ordering::AcqRel);
+            if self.tx.send(event).is_err() {
+                self.shared.pending.fetch_sub(1, Ordering::AcqRel);
+                return Err(HandOffError::Closed);
+            }
+        }
+        Ok(())
     }
 
     pub fn status(&self) -> OutboxStatus {
@@ -135,7 +168,7 @@ impl Outbox {
     }
 }
 
-impl Reservation<'_> {
+impl Reservation {
     /// Hands `event` to the notifier thread. Never blocks.
     pub fn send(mut self, event: Event) -> Result<(), HandOffError> {
         self.outbox
@@ -147,7 +180,7 @@ impl Reservation<'_> {
     }
 }
 
-impl Drop for Reservation<'_> {
+impl Drop for Reservation {
     fn drop(&mut self) {
         if !self.sent {
             self.outbox.shared.pending.fetch_sub(1, Ordering::AcqRel);
@@ -160,9 +193,38 @@ impl OutboxReceiver {
         &self.rx
     }
 
+    /// Reports what is handed on to `marks` from now on (the storage writer).
+    pub fn with_marks(mut self, marks: Sender<Mark>) -> OutboxReceiver {
+        self.marks = Some(marks);
+        self
+    }
+
     /// `count` events are now handed on (printed, or confirmed by the broker).
     pub fn done(&self, count: usize) {
         self.shared.pending.fetch_sub(count, Ordering::AcqRel);
+    }
+
+    /// The broker confirmed `ids`: no longer pending, and marked notified when durable.
+    pub fn confirmed(&self, ids: Vec<Uuid>) {
+        let count = ids.len();
+        if let Some(marks) = &self.marks
+            && !ids.is_empty()
+        {
+            // The writer outlives every notifier; if not, the events are sent again at start.
+            let _ = marks.send(Mark::Notified(ids));
+        }
+        self.done(count);
+    }
+
+    /// The embedded notifier printed `events`. When durable, the writer saves that and marks
+    /// them `Processed` (returns `true`); otherwise the caller marks them in memory.
+    pub fn printed(&self, events: &[Event]) -> bool {
+        let Some(marks) = &self.marks else {
+            return false;
+        };
+        let ids = events.iter().map(|e| e.event_id).collect();
+        let _ = marks.send(Mark::Printed(ids));
+        true
     }
 
     pub fn set_broker(&self, state: BrokerState) {

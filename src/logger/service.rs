@@ -1,6 +1,7 @@
-//! The Event Logger service assembled: store, outbox, notifier thread (embedded notifier or
-//! RabbitMQ publisher) and HTTP server, started together and stopped in order, and the one
-//! start-up error type with the exit code each failure maps to.
+//! The Event Logger service assembled: store (loaded from `DATA_DIR` with its writer thread,
+//! or in memory), outbox, notifier thread (embedded notifier or RabbitMQ publisher) and HTTP
+//! server, started together and stopped in order, and the one start-up error type with the
+//! exit code each failure maps to.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ use crate::logger::limits;
 use crate::logger::notifier::{self, Target};
 use crate::logger::outbox::{BrokerState, outbox};
 use crate::logger::settings::LoggerSettings;
+use crate::logger::storage::{self, OpenError, StorageStatus};
 use crate::logger::store::Store;
 use crate::shared::shutdown::Shutdown;
 
@@ -29,6 +31,10 @@ pub enum StartError {
     Server(ServerError),
     /// The notifier thread could not be started.
     Notifier(std::io::Error),
+    /// `DATA_DIR` cannot be used.
+    Storage(OpenError),
+    /// The storage writer thread could not be started.
+    Writer(std::io::Error),
 }
 
 impl StartError {
@@ -60,6 +66,8 @@ impl std::fmt::Display for StartError {
             }
             StartError::Server(e) => write!(f, "{e}"),
             StartError::Notifier(e) => write!(f, "cannot start the notifier thread: {e}"),
+            StartError::Storage(e) => write!(f, "{e}"),
+            StartError::Writer(e) => write!(f, "cannot start the storage writer thread: {e}"),
         }
     }
 }
@@ -116,6 +124,10 @@ pub fn run(settings: &LoggerSettings) -> Result<(), RunError> {
             a.queue
         ),
     };
+    // After the start, so that a failed start stays one line.
+    if settings.data_dir.is_none() {
+        log::info!("DATA_DIR unset: events are kept in memory only and lost at exit");
+    }
     log::info!(
         "event-logger {} listening on http://{} with {} worker threads; notifications: {mode}",
         env!("CARGO_PKG_VERSION"),
@@ -129,6 +141,8 @@ pub fn run(settings: &LoggerSettings) -> Result<(), RunError> {
 pub struct EventLogger {
     http: HttpServer,
     notifier: JoinHandle<()>,
+    /// With `DATA_DIR`: the storage writer (its guard), stopped after the notifier.
+    writer: Option<JoinHandle<()>>,
     shutdown: Shutdown,
     store: Store,
     /// Raised when the HTTP server stopped accepting connections.
@@ -142,14 +156,45 @@ impl EventLogger {
         out: Box<dyn Write + Send>,
     ) -> Result<EventLogger, StartError> {
         crate::logger::metrics::register();
-        let store = Store::new();
+        let durable = match &settings.data_dir {
+            None => None,
+            Some(dir) => Some(storage::open(dir, settings.sync).map_err(StartError::Storage)?),
+        };
         let shutdown = Shutdown::new();
+        let failure = Alarm::new();
         let initial = match settings.amqp {
             None => BrokerState::Embedded,
             Some(_) => BrokerState::Disconnected,
         };
         let (outbox, receiver) = outbox(settings.outbox_capacity, initial);
-        let api = Api::new(store.clone(), outbox, settings.api_token.clone());
+        let (store, status, writer, receiver, writer_thread) = match durable {
+            None => (Store::new(), StorageStatus::memory(), None, receiver, None),
+            Some(opened) => {
+                let (writer, marks, thread) = opened
+                    .thread
+                    .spawn(outbox.clone())
+                    .map_err(StartError::Writer)?;
+                let thread = guard("storage writer", thread, failure.clone(), shutdown.clone())
+                    .map_err(StartError::Writer)?;
+                // The channel is unbounded: they wait there until the notifier runs.
+                let _ = outbox.requeue(opened.unnotified);
+                let receiver = receiver.with_marks(marks);
+                (
+                    opened.store,
+                    opened.status,
+                    Some(writer),
+                    receiver,
+                    Some(thread),
+                )
+            }
+        };
+        let api = Api::new(
+            store.clone(),
+            outbox,
+            writer,
+            status,
+            settings.api_token.clone(),
+        );
         let config = ServerConfig {
             host: settings.host.clone(),
             port: settings.port,
@@ -158,7 +203,6 @@ impl EventLogger {
             io_timeout: settings.idle_timeout,
             error_body: errors::server_error_body,
         };
-        let failure = Alarm::new();
         let on_failure = {
             let (failure, shutdown) = (failure.clone(), shutdown.clone());
             Box::new(move |why: &str| {
@@ -185,7 +229,8 @@ impl EventLogger {
             },
         };
         let spawned = notifier::spawn(receiver, target);
-        let notifier = match spawned.and_then(|n| guard(n, failure.clone(), shutdown.clone())) {
+        let guarded = spawned.and_then(|n| guard("notifier", n, failure.clone(), shutdown.clone()));
+        let notifier = match guarded {
             Ok(notifier) => notifier,
             Err(e) => {
                 http.stop();
@@ -195,6 +240,7 @@ impl EventLogger {
         Ok(EventLogger {
             http,
             notifier,
+            writer: writer_thread,
             shutdown,
             store,
             failure,
@@ -237,25 +283,31 @@ impl EventLogger {
         self.http.stop();
         log::info!("stopping: handing on pending notifications");
         let _ = self.notifier.join();
+        if let Some(writer) = self.writer {
+            // Ends once the notifier's last marks are saved.
+            let _ = writer.join();
+        }
         log::info!("stopped");
     }
 }
 
-/// Watches the notifier thread. It ends normally only once the outbox closes at shutdown; if
-/// it panics while the service runs, nothing drains the outbox any more and every `POST` would
-/// get `503` from then on while `/health` said `ok`. So a panic takes the failure path: the
-/// service stops and the process exits non-zero, for its supervisor to restart it.
+/// Watches the notifier (or the storage writer) thread. It ends normally only once its input
+/// closes at shutdown; if it panics while the service runs, nothing drains the outbox (or
+/// commits writes) any more and every `POST` would get `503` from then on while `/health` said
+/// `ok`. So a panic takes the failure path: the service stops and the process exits non-zero,
+/// for its supervisor to restart it.
 fn guard(
-    notifier: JoinHandle<()>,
+    name: &'static str,
+    thread: JoinHandle<()>,
     failure: Alarm,
     shutdown: Shutdown,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
-        .name("notifier-guard".into())
+        .name(format!("{name} guard"))
         .spawn(move || {
-            if notifier.join().is_err() {
-                log::error!("the notifier thread panicked; stopping the logger");
-                failure.raise("the notifier thread panicked");
+            if thread.join().is_err() {
+                log::error!("the {name} thread panicked; stopping the logger");
+                failure.raise(format!("the {name} thread panicked"));
                 shutdown.trigger();
             }
         })

@@ -1,10 +1,12 @@
 //! The Event Logger's settings: its variables table (what `--help` prints) and the typed
 //! values read from the environment once at start.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use log::LevelFilter;
 
+use crate::logger::storage::Sync;
 use crate::shared::amqp::AmqpSettings;
 use crate::shared::env::{
     self, AMQP_EXCHANGE, AMQP_QUEUE, AMQP_QUEUE_TYPE, AMQP_ROUTING_KEY, AMQP_TLS_CA_FILE,
@@ -41,6 +43,16 @@ pub const LOGGER_VARS: &[Var] = &[
     ),
     SHUTDOWN_TIMEOUT,
     var(
+        "DATA_DIR",
+        "unset (in memory: events are lost at exit)",
+        "directory of the event database events.db (created if missing; one process at a time)",
+    ),
+    var(
+        "SYNC",
+        "normal",
+        "with DATA_DIR: normal (survives a crash), full (survives power loss) or off (no waits)",
+    ),
+    var(
         "AMQP_URL",
         "unset (embedded mode)",
         "RabbitMQ URL; unset: no broker, an in-process notifier prints and marks events",
@@ -64,6 +76,9 @@ pub struct LoggerSettings {
     pub outbox_capacity: usize,
     pub idle_timeout: Duration,
     pub shutdown_timeout: Duration,
+    /// `None`: events live in memory only.
+    pub data_dir: Option<PathBuf>,
+    pub sync: Sync,
     /// `None`: embedded mode.
     pub amqp: Option<AmqpSettings>,
     pub api_token: Option<Secret>,
@@ -87,11 +102,22 @@ impl LoggerSettings {
                 .int("HTTP_IDLE_TIMEOUT_SECS", 30, 1, 86_400)
                 .map(Duration::from_secs)?,
             shutdown_timeout: env.seconds("SHUTDOWN_TIMEOUT_SECS", 10)?,
+            data_dir: env.get("DATA_DIR").map(PathBuf::from),
+            sync: sync(&env)?,
             amqp: env.amqp(None)?,
             api_token: env.secret("API_TOKEN"),
             log_level: env.log_level()?,
         })
     }
+}
+
+fn sync<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Sync, ConfigError> {
+    let text = env.string("SYNC", "normal")?;
+    Sync::parse(&text).ok_or(ConfigError {
+        var: "SYNC",
+        value: Some(text),
+        problem: "expected normal, full or off".into(),
+    })
 }
 
 #[cfg(test)]
@@ -110,6 +136,7 @@ mod tests {
         assert_eq!(s.idle_timeout, Duration::from_secs(30));
         assert!(s.amqp.is_none() && s.api_token.is_none());
         assert_eq!(s.log_level, LevelFilter::Info);
+        assert_eq!((s.data_dir, s.sync), (None, Sync::Normal));
     }
 
     #[test]
@@ -128,6 +155,7 @@ mod tests {
             ("SHUTDOWN_TIMEOUT_SECS", "x"),
             ("LOG_LEVEL", "loud"),
             ("AMQP_EXCHANGE", "amq.direct"),
+            ("SYNC", "always"),
         ] {
             let err = LoggerSettings::from_lookup(env(&[(var, value), ("AMQP_URL", "amqp://h")]))
                 .unwrap_err();

@@ -10,6 +10,10 @@
 //! one more on every update. The API makes its `ETag` of it, and conditional updates
 //! ([`Store::update_if`], [`Store::mark_processed_if_unchanged`]) compare it under the same
 //! write lock that applies the update, so no other update can slip in between.
+//!
+//! With `DATA_DIR` the store is the working set of `logger::storage`: loaded at start
+//! ([`Store::from_loaded`]) and changed only by its writer thread, after each commit
+//! ([`Store::apply`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -63,6 +67,15 @@ pub enum Conditional {
     Failed { current: u64 },
 }
 
+/// A committed change, applied by [`Store::apply`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A new event, at the given position (the end of the `Vec`).
+    Insert(usize, Event),
+    /// The event at the position, as it is now.
+    Set(usize, Versioned),
+}
+
 /// One page of a listing, with the number of matches before paging.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
@@ -73,6 +86,54 @@ pub struct Page {
 impl Store {
     pub fn new() -> Store {
         Store::default()
+    }
+
+    /// A store holding `events` (with their versions), in this order.
+    pub fn from_loaded(events: Vec<(Event, u64)>) -> Store {
+        let mut index = HashMap::with_capacity(events.len());
+        let (events, versions): (Vec<Event>, Vec<u64>) = events.into_iter().unzip();
+        for (position, event) in events.iter().enumerate() {
+            index.insert(event.event_id, position);
+        }
+        Store {
+            inner: Arc::new(RwLock::new(Inner {
+                events,
+                versions,
+                index,
+            })),
+        }
+    }
+
+    /// Where the event `id` is, and its state.
+    pub fn locate(&self, id: &Uuid) -> Option<(usize, Versioned)> {
+        let inner = self.read();
+        inner.index.get(id).map(|&i| {
+            let v = Versioned {
+                event: inner.events[i].clone(),
+                version: inner.versions[i],
+            };
+            (i, v)
+        })
+    }
+
+    /// Applies committed changes in order, under one write lock. An insert whose position is
+    /// not the end, or a set of a position not stored, is a bug of the caller and skipped.
+    pub fn apply(&self, changes: Vec<Change>) {
+        let mut inner = self.write();
+        for change in changes {
+            match change {
+                Change::Insert(position, event) if position == inner.events.len() => {
+                    inner.index.insert(event.event_id, position);
+                    inner.events.push(event);
+                    inner.versions.push(INITIAL_VERSION);
+                }
+                Change::Set(position, v) if position < inner.events.len() => {
+                    inner.events[position] = v.event;
+                    inner.versions[position] = v.version;
+                }
+                change => log::error!("change not applied, it does not fit the store: {change:?}"),
+            }
+        }
     }
 
     // A panic in another thread while it held the lock leaves the data consistent (every
@@ -315,6 +376,65 @@ mod tests {
         assert_eq!(
             store.update_if(&Uuid::nil(), EventUpdate::processed(), |_| true),
             Conditional::NotFound
+        );
+    }
+
+    #[test]
+    fn a_loaded_store_keeps_order_and_versions_and_applies_changes_in_order() {
+        let (a, b) = (event("a"), event("b"));
+        let store = Store::from_loaded(vec![(a.clone(), 3), (b.clone(), 1)]);
+        assert_eq!(
+            store.locate(&b.event_id).map(|(i, v)| (i, v.version)),
+            Some((1, 1))
+        );
+        let c = event("c");
+        let mut a2 = a.clone();
+        a2.apply(EventUpdate::processed());
+        let mut a3 = a2.clone();
+        a3.apply(EventUpdate::parse(br#"{"status":"Cancelled"}"#).unwrap());
+        store.apply(vec![
+            Change::Insert(2, c.clone()),
+            Change::Set(
+                0,
+                Versioned {
+                    event: a2,
+                    version: 4,
+                },
+            ),
+            Change::Set(
+                0,
+                Versioned {
+                    event: a3.clone(),
+                    version: 5,
+                },
+            ),
+            // Not where an insert can go, and no such position: both skipped.
+            Change::Insert(7, event("x")),
+            Change::Set(
+                9,
+                Versioned {
+                    event: event("y"),
+                    version: 2,
+                },
+            ),
+        ]);
+        let listed: Vec<Uuid> = store
+            .list(&ListQuery::default())
+            .events
+            .iter()
+            .map(|e| e.event_id)
+            .collect();
+        assert_eq!(listed, vec![a.event_id, b.event_id, c.event_id]);
+        assert_eq!(
+            store.get_versioned(&a.event_id),
+            Some(Versioned {
+                event: a3,
+                version: 5
+            })
+        );
+        assert_eq!(
+            store.get_versioned(&c.event_id).unwrap().version,
+            INITIAL_VERSION
         );
     }
 

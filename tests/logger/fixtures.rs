@@ -16,6 +16,9 @@
 //! its case, and `cargo test --test logger -- 'fixtures::auth::wrong token'` runs one). A file's
 //! cases depend on each other (saved values), so the first of them to run runs the whole file,
 //! in order, on one server; every case then reports its own result from that run.
+//!
+//! Every file runs twice: in memory (`fixtures::…`) and with a fresh `DATA_DIR`
+//! (`fixtures_on_disk::…`, `SYNC=off`: the answers must not depend on where events live).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -26,6 +29,10 @@ use libtest_mimic::{Failed, Trial};
 use serde_json::Value;
 
 use crate::common::app::{TestApp, spawn_app_with};
+use crate::common::datadir::DataDir;
+
+/// The two ways each fixture file runs: the prefix of its tests' names and whether on disk.
+const MODES: [(&str, bool); 2] = [("fixtures", false), ("fixtures_on_disk", true)];
 
 /// One test per case of every `fixtures/*.json`; one failing test for a file that cannot be
 /// read, a case without a unique name, or no fixture at all.
@@ -42,52 +49,61 @@ pub fn cases() -> Vec<Trial> {
         return vec![Trial::test("fixtures", move || Err(why.into()))];
     }
     let mut trials = Vec::new();
-    for file in &files {
-        let stem = file.file_stem().unwrap_or_default().to_string_lossy();
-        let fixture = match load(file) {
-            Ok(fixture) => fixture,
-            Err(why) => {
-                trials.push(Trial::test(format!("fixtures::{stem}"), move || {
-                    Err(why.into())
-                }));
-                continue;
-            }
-        };
-        let names: Vec<Option<String>> = fixture["cases"]
-            .as_array()
-            .map(|cases| {
-                cases
-                    .iter()
-                    .map(|c| c["name"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let run = Arc::new(FileRun {
-            fixture,
-            results: OnceLock::new(),
-        });
-        let mut seen = HashSet::new();
-        for (i, name) in names.into_iter().enumerate() {
-            let (name, problem) = match name {
-                Some(name) if seen.insert(name.clone()) => (name, None),
-                Some(name) => (
-                    format!("{name} (case {})", i + 1),
-                    Some(format!("case {} repeats the name {name:?}", i + 1)),
-                ),
-                None => (
-                    format!("case {}", i + 1),
-                    Some(format!("case {} has no name", i + 1)),
-                ),
-            };
-            let run = run.clone();
-            trials.push(Trial::test(
-                format!("fixtures::{stem}::{name}"),
-                move || match problem {
-                    Some(why) => Err(why.into()),
-                    None => run.result(i),
-                },
-            ));
+    for (prefix, on_disk) in MODES {
+        for file in &files {
+            trials.extend(file_cases(file, prefix, on_disk));
         }
+    }
+    trials
+}
+
+/// One test per case of `file`, named `<prefix>::<stem>::<case>`.
+fn file_cases(file: &Path, prefix: &str, on_disk: bool) -> Vec<Trial> {
+    let stem = file.file_stem().unwrap_or_default().to_string_lossy();
+    let fixture = match load(file) {
+        Ok(fixture) => fixture,
+        Err(why) => {
+            return vec![Trial::test(format!("{prefix}::{stem}"), move || {
+                Err(why.into())
+            })];
+        }
+    };
+    let names: Vec<Option<String>> = fixture["cases"]
+        .as_array()
+        .map(|cases| {
+            cases
+                .iter()
+                .map(|c| c["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let run = Arc::new(FileRun {
+        fixture,
+        on_disk,
+        results: OnceLock::new(),
+    });
+    let mut seen = HashSet::new();
+    let mut trials = Vec::new();
+    for (i, name) in names.into_iter().enumerate() {
+        let (name, problem) = match name {
+            Some(name) if seen.insert(name.clone()) => (name, None),
+            Some(name) => (
+                format!("{name} (case {})", i + 1),
+                Some(format!("case {} repeats the name {name:?}", i + 1)),
+            ),
+            None => (
+                format!("case {}", i + 1),
+                Some(format!("case {} has no name", i + 1)),
+            ),
+        };
+        let run = run.clone();
+        trials.push(Trial::test(
+            format!("{prefix}::{stem}::{name}"),
+            move || match problem {
+                Some(why) => Err(why.into()),
+                None => run.result(i),
+            },
+        ));
     }
     trials
 }
@@ -106,20 +122,29 @@ fn load(file: &Path) -> Result<Value, String> {
 /// A fixture file and, once one of its cases ran, the results of all of them.
 struct FileRun {
     fixture: Value,
+    /// Whether the server keeps its events in a `DATA_DIR`.
+    on_disk: bool,
     results: OnceLock<Vec<Result<(), String>>>,
 }
 
 impl FileRun {
     fn result(&self, case: usize) -> Result<(), Failed> {
-        let results = self.results.get_or_init(|| run_file(&self.fixture));
+        let results = self
+            .results
+            .get_or_init(|| run_file(&self.fixture, self.on_disk));
         results[case].clone().map_err(Failed::from)
     }
 }
 
 /// Runs every case of `fixture` in order on a fresh server; one result per case.
-fn run_file(fixture: &Value) -> Vec<Result<(), String>> {
+fn run_file(fixture: &Value, on_disk: bool) -> Vec<Result<(), String>> {
     let token = fixture["settings"]["api_token"].as_str().map(str::to_owned);
+    let dir = on_disk.then(|| DataDir::new("fixtures"));
     let app = spawn_app_with(|s| {
+        if let Some(dir) = &dir {
+            s.data_dir = Some(dir.path().to_owned());
+            s.sync = event_notification::logger::storage::Sync::Off;
+        }
         s.api_token = token.map(Secret::new);
         if let Some(n) = fixture["settings"]["max_body_bytes"].as_u64() {
             s.max_body_bytes = n as usize;
@@ -127,10 +152,13 @@ fn run_file(fixture: &Value) -> Vec<Result<(), String>> {
     });
     let mut vars: HashMap<String, String> = HashMap::new();
     let cases = fixture["cases"].as_array().expect("checked by load");
-    cases
+    let results = cases
         .iter()
         .map(|case| run_case(&app, case, &mut vars))
-        .collect()
+        .collect();
+    // Stopped before its directory goes.
+    drop(app);
+    results
 }
 
 fn substitute(text: &str, vars: &HashMap<String, String>) -> String {

@@ -9,6 +9,7 @@
 #[path = "../common"]
 mod common {
     pub mod app;
+    pub mod datadir;
     pub mod event;
     pub mod http;
     pub mod output;

@@ -2,7 +2,8 @@
 //! dead letters, graceful shutdown under load, secrets kept out of every output), the processor
 //! against forged messages, a client's racing update and an unavailable API, their life
 //! cycle (signals, exit codes, configuration errors, `--help`, starved of descriptors) and
-//! `event-logger --healthcheck`, and `amqps://` through a TLS terminator.
+//! `event-logger --healthcheck`, `amqps://` through a TLS terminator, and `DATA_DIR` through
+//! crashes, kills and full disks.
 //!
 //! The broker tests skip (saying why) without a reachable RabbitMQ, and fail instead under
 //! `CI=true` or `REQUIRE_BROKER=1` (see `tests/common/broker.rs`).
@@ -11,6 +12,7 @@
 mod common {
     pub mod app;
     pub mod broker;
+    pub mod datadir;
     pub mod event;
     pub mod http;
     pub mod output;
@@ -21,6 +23,7 @@ mod common {
 }
 
 mod broker;
+mod durability;
 mod healthcheck;
 mod lifecycle;
 mod metrics;

@@ -4,7 +4,9 @@
 //! paths with another method `405` with `Allow`, and both `/x` and `/x/` are answered directly.
 //! Then come authentication (`401`, `/events` routes only), input parsing (`413`, `422`,
 //! [`input`]) and the work on the store and the outbox. This layer never sees the notifier or
-//! AMQP: it hands events to the outbox and reads its status.
+//! AMQP: it hands events to the outbox and reads its status. With `DATA_DIR`, creates and
+//! updates go through the storage writer (answered once committed, `503` when the disk fails)
+//! and reads still come from the store.
 
 pub(crate) mod conditional;
 pub(crate) mod docs;
@@ -23,6 +25,7 @@ use self::schemas::{Health, Ping};
 use crate::logger::http::{BodyError, Request, Response};
 use crate::logger::metrics;
 use crate::logger::outbox::{HandOffError, Outbox, OutboxStatus};
+use crate::logger::storage::{StorageError, StorageStatus, Writer};
 use crate::logger::store::{Conditional, INITIAL_VERSION, Store};
 use crate::shared::env::Secret;
 use crate::shared::event::{Event, EventUpdate, NewEvent, Timestamp};
@@ -33,16 +36,55 @@ pub(crate) struct Api {
     store: Store,
     outbox: Outbox,
     status: OutboxStatus,
+    /// `None`: in memory, the handlers change the store themselves.
+    writer: Option<Writer>,
+    storage: StorageStatus,
     api_token: Option<Secret>,
 }
 
+/// Why a create or update was not stored.
+enum WriteError {
+    HandOff(HandOffError),
+    Storage(StorageError),
+}
+
+impl WriteError {
+    fn response(&self) -> Response {
+        let detail = match self {
+            WriteError::HandOff(HandOffError::Full) => {
+                "notification queue is full, retry later".to_owned()
+            }
+            WriteError::HandOff(HandOffError::Closed) => {
+                "notification service is shutting down, retry later".to_owned()
+            }
+            WriteError::Storage(e) => {
+                log::debug!("write refused: {e}");
+                format!("{e}; nothing was stored, retry later")
+            }
+        };
+        let retry = match self {
+            WriteError::Storage(_) => "5",
+            WriteError::HandOff(_) => "1",
+        };
+        error(503, &detail).with_header("Retry-After", retry)
+    }
+}
+
 impl Api {
-    pub(crate) fn new(store: Store, outbox: Outbox, api_token: Option<Secret>) -> Api {
+    pub(crate) fn new(
+        store: Store,
+        outbox: Outbox,
+        writer: Option<Writer>,
+        storage: StorageStatus,
+        api_token: Option<Secret>,
+    ) -> Api {
         let status = outbox.status();
         Api {
             store,
             outbox,
             status,
+            writer,
+            storage,
             api_token,
         }
     }
@@ -121,6 +163,8 @@ impl Api {
                 returns: self.status.returns(),
                 broker_error: self.status.broker_error(),
                 events: self.store.len(),
+                storage: self.storage.state().into(),
+                storage_error: self.storage.error(),
             },
         )
     }
@@ -155,10 +199,18 @@ impl Api {
             Ok(new) => new,
             Err(errors) => return unprocessable(&errors),
         };
-        let stored = self.outbox.reserve().and_then(|slot| {
-            self.store
-                .insert_with(Event::create(new), |event| slot.send(event.clone()))
-        });
+        let event = Event::create(new);
+        let slot = self.outbox.reserve().map_err(WriteError::HandOff);
+        let stored = match &self.writer {
+            None => slot.and_then(|slot| {
+                self.store
+                    .insert_with(event, |event| slot.send(event.clone()))
+                    .map_err(WriteError::HandOff)
+            }),
+            Some(writer) => {
+                slot.and_then(|slot| writer.create(event, slot).map_err(WriteError::Storage))
+            }
+        };
         match stored {
             Ok(event) => {
                 metrics::EVENTS_CREATED.inc();
@@ -167,12 +219,7 @@ impl Api {
                     .with_header("Location", location)
                     .with_header("ETag", conditional::etag(INITIAL_VERSION))
             }
-            Err(HandOffError::Full) => error(503, "notification queue is full, retry later")
-                .with_header("Retry-After", "1"),
-            Err(HandOffError::Closed) => {
-                error(503, "notification service is shutting down, retry later")
-                    .with_header("Retry-After", "1")
-            }
+            Err(e) => e.response(),
         }
     }
 
@@ -214,12 +261,19 @@ impl Api {
         };
         // Checked and applied under one write lock: nothing can change the event in between.
         let if_match = request.header("If-Match").map(str::to_owned);
-        let precondition = |version| {
+        let precondition = move |version| {
             if_match
                 .as_deref()
                 .is_none_or(|h| conditional::if_match(h, version))
         };
-        match self.store.update_if(&id, update, precondition) {
+        let outcome = match &self.writer {
+            None => self.store.update_if(&id, update, precondition),
+            Some(writer) => match writer.update(id, update, precondition) {
+                Ok(outcome) => outcome,
+                Err(e) => return WriteError::Storage(e).response(),
+            },
+        };
+        match outcome {
             Conditional::Updated(stored) => Response::json(200, &stored.event)
                 .with_header("ETag", conditional::etag(stored.version)),
             Conditional::NotFound => error(404, "Event not found"),

@@ -33,4 +33,11 @@ pub(crate) struct Health {
     pub(crate) broker_error: Option<String>,
     /// Events stored.
     pub(crate) events: usize,
+    /// `memory` (no `DATA_DIR`: events are lost at exit), `ok` (the event database takes
+    /// writes) or `failing` (its last commit failed: creates and updates answer `503` until one
+    /// succeeds again; reads keep working).
+    #[schemars(extend("enum" = ["memory", "ok", "failing"]))]
+    pub(crate) storage: String,
+    /// Why the last commit failed while `storage` is `failing`, else `null`.
+    pub(crate) storage_error: Option<String>,
 }

@@ -32,6 +32,8 @@ pub(super) fn spawn(
                     .chain(events.try_iter().take(BATCH - 1))
                     .collect();
                 match notification::send_all(&mut out, &batch) {
+                    // With DATA_DIR the storage writer marks them, after saving the print.
+                    Ok(()) if receiver.printed(&batch) => {}
                     Ok(()) => {
                         // Queued together with the insert, so at the version it was stored with.
                         let marked = store.update_each_unchanged(

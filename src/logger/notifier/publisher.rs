@@ -319,15 +319,15 @@ impl Publisher {
     ) -> Result<(), String> {
         let count = count.min(self.unconfirmed.len());
         let mut again = Vec::new();
-        let mut delivered = 0;
+        let mut delivered = Vec::with_capacity(count);
         for event in self.unconfirmed.drain(..count) {
             if returned.remove(&event.event_id.to_string()) {
                 again.push(event);
             } else {
-                delivered += 1;
+                delivered.push(event.event_id);
             }
         }
-        self.receiver.done(delivered);
+        self.receiver.confirmed(delivered);
         if again.is_empty() {
             return Ok(());
         }
