@@ -25,7 +25,9 @@ use event_notification::shared::env::Secret;
 use libtest_mimic::{Failed, Trial};
 use serde_json::Value;
 
-use crate::common::app::{TestApp, spawn_app_with};
+use crate::common::app::spawn_app_with;
+use crate::common::http::Client;
+use crate::common::nginx::{Nginx, nginx_binary};
 
 /// One test per case of every `fixtures/*.json`; one failing test for a file that cannot be
 /// read, a case without a unique name, or no fixture at all.
@@ -62,32 +64,48 @@ pub fn cases() -> Vec<Trial> {
                     .collect()
             })
             .unwrap_or_default();
-        let run = Arc::new(FileRun {
-            fixture,
-            results: OnceLock::new(),
-        });
-        let mut seen = HashSet::new();
-        for (i, name) in names.into_iter().enumerate() {
-            let (name, problem) = match name {
-                Some(name) if seen.insert(name.clone()) => (name, None),
-                Some(name) => (
-                    format!("{name} (case {})", i + 1),
-                    Some(format!("case {} repeats the name {name:?}", i + 1)),
-                ),
-                None => (
-                    format!("case {}", i + 1),
-                    Some(format!("case {} has no name", i + 1)),
-                ),
-            };
-            let run = run.clone();
-            trials.push(Trial::test(
-                format!("fixtures::{stem}::{name}"),
-                move || match problem {
-                    Some(why) => Err(why.into()),
-                    None => run.result(i),
-                },
-            ));
+        // Once on the server itself, once through a real nginx (keep-alive upstream).
+        for via_nginx in [false, true] {
+            let run = Arc::new(FileRun {
+                fixture: fixture.clone(),
+                via_nginx,
+                results: OnceLock::new(),
+            });
+            trials.extend(file_trials(&stem, &names, run));
         }
+    }
+    trials
+}
+
+/// One trial per case of a file, named `fixtures::<file>::<case>` (`fixtures_via_nginx::...`
+/// for the run through nginx, ignored when nginx is not installed outside CI).
+fn file_trials(stem: &str, names: &[Option<String>], run: Arc<FileRun>) -> Vec<Trial> {
+    let prefix = if run.via_nginx {
+        "fixtures_via_nginx"
+    } else {
+        "fixtures"
+    };
+    let missing_nginx = run.via_nginx && nginx_binary().is_none();
+    let mut trials = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, name) in names.iter().cloned().enumerate() {
+        let (name, problem) = match name {
+            Some(name) if seen.insert(name.clone()) => (name, None),
+            Some(name) => (
+                format!("{name} (case {})", i + 1),
+                Some(format!("case {} repeats the name {name:?}", i + 1)),
+            ),
+            None => (
+                format!("case {}", i + 1),
+                Some(format!("case {} has no name", i + 1)),
+            ),
+        };
+        let run = run.clone();
+        let trial = Trial::test(format!("{prefix}::{stem}::{name}"), move || match problem {
+            Some(why) => Err(why.into()),
+            None => run.result(i),
+        });
+        trials.push(trial.with_ignored_flag(missing_nginx));
     }
     trials
 }
@@ -106,18 +124,21 @@ fn load(file: &Path) -> Result<Value, String> {
 /// A fixture file and, once one of its cases ran, the results of all of them.
 struct FileRun {
     fixture: Value,
+    via_nginx: bool,
     results: OnceLock<Vec<Result<(), String>>>,
 }
 
 impl FileRun {
     fn result(&self, case: usize) -> Result<(), Failed> {
-        let results = self.results.get_or_init(|| run_file(&self.fixture));
+        let results = self
+            .results
+            .get_or_init(|| run_file(&self.fixture, self.via_nginx));
         results[case].clone().map_err(Failed::from)
     }
 }
 
 /// Runs every case of `fixture` in order on a fresh server; one result per case.
-fn run_file(fixture: &Value) -> Vec<Result<(), String>> {
+fn run_file(fixture: &Value, via_nginx: bool) -> Vec<Result<(), String>> {
     let token = fixture["settings"]["api_token"].as_str().map(str::to_owned);
     let app = spawn_app_with(|s| {
         s.api_token = token.map(Secret::new);
@@ -125,11 +146,19 @@ fn run_file(fixture: &Value) -> Vec<Result<(), String>> {
             s.max_body_bytes = n as usize;
         }
     });
+    let nginx = via_nginx.then(|| {
+        let binary = nginx_binary().expect("checked when the trials were made");
+        Nginx::start(&binary, app.addr)
+    });
+    let client = match &nginx {
+        Some(nginx) => Client::new(nginx.addr),
+        None => Client::new(app.addr),
+    };
     let mut vars: HashMap<String, String> = HashMap::new();
     let cases = fixture["cases"].as_array().expect("checked by load");
     cases
         .iter()
-        .map(|case| run_case(&app, case, &mut vars))
+        .map(|case| run_case(&client, case, &mut vars))
         .collect()
 }
 
@@ -156,7 +185,7 @@ fn substitute_json(value: &Value, vars: &HashMap<String, String>) -> Value {
 
 /// Runs a case; with `"eventually": true` it is retried for up to 5 s until it passes (for
 /// effects of the notifier thread, which runs after the response).
-fn run_case(app: &TestApp, case: &Value, vars: &mut HashMap<String, String>) -> Result<(), String> {
+fn run_case(app: &Client, case: &Value, vars: &mut HashMap<String, String>) -> Result<(), String> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         let result = try_case(app, case, vars);
@@ -170,7 +199,7 @@ fn run_case(app: &TestApp, case: &Value, vars: &mut HashMap<String, String>) -> 
     }
 }
 
-fn try_case(app: &TestApp, case: &Value, vars: &mut HashMap<String, String>) -> Result<(), String> {
+fn try_case(app: &Client, case: &Value, vars: &mut HashMap<String, String>) -> Result<(), String> {
     let method = case["method"].as_str().ok_or("case has no method")?;
     let path = substitute(case["path"].as_str().ok_or("case has no path")?, vars);
     let body: Option<Vec<u8>> = if let Some(raw) = case.get("raw_body") {

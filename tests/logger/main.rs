@@ -11,6 +11,7 @@ mod common {
     pub mod app;
     pub mod event;
     pub mod http;
+    pub mod nginx;
     pub mod output;
     pub mod wait;
 }
