@@ -8,6 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use crate::common::app::{TestApp, spawn_app};
+use crate::common::nginx::{Nginx, nginx_binary};
 use crate::light;
 
 /// A request that creates an event described `description`, as raw bytes.
@@ -380,4 +381,73 @@ fn invalid_bytes_in_the_target_get_a_json_400() {
         );
     }
     assert_eq!(stored(&app, "after bad target"), 0);
+}
+
+#[test]
+fn smuggling_requests_through_nginx_never_run_their_hidden_request() {
+    let _guard = light();
+    let Some(binary) = nginx_binary() else {
+        eprintln!("nginx is not installed: skipped (CI=true makes this a failure)");
+        return;
+    };
+    let app = spawn_app();
+    let nginx = Nginx::start(&binary, app.addr);
+    for (name, headers, _, _) in smuggling_cases() {
+        let hidden = format!("SMUGGLED via nginx {name}");
+        let mut raw = format!(
+            "POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{headers}"
+        )
+        .into_bytes();
+        raw.extend(post_event(&hidden, ""));
+        let answer = exchange(nginx.addr, &raw);
+        // nginx refuses some itself (400), or frames them as we do and passes on the refusal;
+        // either way at most one answer per request it saw, and never the hidden one's 200.
+        let statuses = answer.status_lines();
+        assert!(
+            statuses.iter().all(|s| !s.contains(" 200 ")),
+            "{name}: {}",
+            answer.text
+        );
+        assert_eq!(stored(&app, &hidden), 0, "{name}: the hidden request ran");
+    }
+    // The proxy's keep-alive connections to the logger still serve.
+    let through = crate::common::http::Client::new(nginx.addr);
+    assert_eq!(
+        through.create("framing", "after smuggling via nginx")["description"],
+        "after smuggling via nginx"
+    );
+}
+
+#[test]
+fn curl_http2_over_plain_http_creates_its_event_at_once() {
+    let _guard = light();
+    let app = spawn_app();
+    let body = serde_json::json!({"user_id": "framing", "description": "curl h2c"}).to_string();
+    let output = match std::process::Command::new("curl")
+        .args([
+            "--http2",
+            "-sS",
+            "-m",
+            "5",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code} %{http_version}",
+        ])
+        .args(["-H", "content-type: application/json", "-d", &body])
+        .arg(app.url("/events"))
+        .output()
+    {
+        Ok(output) => output,
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("curl (CI=true): {e}"),
+        Err(e) => return eprintln!("curl cannot run ({e}): skipped"),
+    };
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(text.ends_with("\n200 1.1"), "{text}");
+    assert_eq!(stored(&app, "curl h2c"), 1);
 }

@@ -13,6 +13,7 @@ mod common {
     pub mod app;
     pub mod event;
     pub mod http;
+    pub mod nginx;
     pub mod wait;
 }
 
