@@ -1,6 +1,6 @@
 //! Abuse of the HTTP layer, in-process: connection-level attacks (idle, half-sent, slow and
-//! oversized requests, thousands of connections, random bytes) and what the vendored tiny_http
-//! answers by itself before any handler runs.
+//! oversized requests, thousands of connections, random bytes), request framing and smuggling
+//! (`framing`), and what the vendored tiny_http answers by itself before any handler runs.
 //!
 //! Tests that count threads or open thousands of sockets take [`heavy`] (exclusive), the others
 //! [`light`] (shared), so that the tests running beside them in this process do not disturb
@@ -13,10 +13,12 @@ mod common {
     pub mod app;
     pub mod event;
     pub mod http;
+    pub mod nginx;
     pub mod wait;
 }
 
 mod connections;
+mod framing;
 mod protocol;
 
 static HEAVY: RwLock<()> = RwLock::new(());

@@ -36,7 +36,7 @@ fn malformed_requests_get_json_errors_and_leave_no_thread_behind() {
             "malformed request line",
         ),
         (
-            b"GET /ping HTTP/1.1\r\nno colon here\r\n\r\n",
+            b"GET /ping HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n",
             "400 Bad Request",
             "malformed request line or header",
         ),
@@ -51,7 +51,7 @@ fn malformed_requests_get_json_errors_and_leave_no_thread_behind() {
             "only supports HTTP versions 1.0 and 1.1",
         ),
         (
-            b"GET /ping HTTP/1.1\r\nExpect: something-else\r\n\r\n",
+            b"GET /ping HTTP/1.1\r\nHost: x\r\nExpect: something-else\r\n\r\n",
             "417 Expectation Failed",
             "Expectation Failed",
         ),

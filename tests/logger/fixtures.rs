@@ -17,8 +17,10 @@
 //! cases depend on each other (saved values), so the first of them to run runs the whole file,
 //! in order, on one server; every case then reports its own result from that run.
 //!
-//! Every file runs twice: in memory (`fixtures::…`) and with a fresh `DATA_DIR`
-//! (`fixtures_on_disk::…`, `SYNC=off`: the answers must not depend on where events live).
+//! Every file runs three times: in memory (`fixtures::…`), with a fresh `DATA_DIR`
+//! (`fixtures_on_disk::…`, `SYNC=off`: the answers must not depend on where events live), and
+//! through a real nginx with a keep-alive upstream (`fixtures_via_nginx::…`, ignored when nginx
+//! is not installed outside CI).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -28,11 +30,39 @@ use event_notification::shared::env::Secret;
 use libtest_mimic::{Failed, Trial};
 use serde_json::Value;
 
-use crate::common::app::{TestApp, spawn_app_with};
+use crate::common::app::spawn_app_with;
 use crate::common::datadir::DataDir;
+use crate::common::http::Client;
+use crate::common::nginx::{Nginx, nginx_binary};
 
-/// The two ways each fixture file runs: the prefix of its tests' names and whether on disk.
-const MODES: [(&str, bool); 2] = [("fixtures", false), ("fixtures_on_disk", true)];
+/// One way of running every fixture file.
+#[derive(Clone, Copy)]
+struct Mode {
+    /// The prefix of its tests' names.
+    prefix: &'static str,
+    /// Whether the server keeps its events in a `DATA_DIR`.
+    on_disk: bool,
+    /// Whether the cases go through nginx.
+    via_nginx: bool,
+}
+
+const MODES: [Mode; 3] = [
+    Mode {
+        prefix: "fixtures",
+        on_disk: false,
+        via_nginx: false,
+    },
+    Mode {
+        prefix: "fixtures_on_disk",
+        on_disk: true,
+        via_nginx: false,
+    },
+    Mode {
+        prefix: "fixtures_via_nginx",
+        on_disk: false,
+        via_nginx: true,
+    },
+];
 
 /// One test per case of every `fixtures/*.json`; one failing test for a file that cannot be
 /// read, a case without a unique name, or no fixture at all.
@@ -49,42 +79,45 @@ pub fn cases() -> Vec<Trial> {
         return vec![Trial::test("fixtures", move || Err(why.into()))];
     }
     let mut trials = Vec::new();
-    for (prefix, on_disk) in MODES {
-        for file in &files {
-            trials.extend(file_cases(file, prefix, on_disk));
+    for file in &files {
+        let stem = file.file_stem().unwrap_or_default().to_string_lossy();
+        let fixture = match load(file) {
+            Ok(fixture) => fixture,
+            Err(why) => {
+                trials.push(Trial::test(format!("fixtures::{stem}"), move || {
+                    Err(why.into())
+                }));
+                continue;
+            }
+        };
+        let names: Vec<Option<String>> = fixture["cases"]
+            .as_array()
+            .map(|cases| {
+                cases
+                    .iter()
+                    .map(|c| c["name"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for mode in MODES {
+            let run = Arc::new(FileRun {
+                fixture: fixture.clone(),
+                mode,
+                results: OnceLock::new(),
+            });
+            trials.extend(file_trials(&stem, &names, run));
         }
     }
     trials
 }
 
-/// One test per case of `file`, named `<prefix>::<stem>::<case>`.
-fn file_cases(file: &Path, prefix: &str, on_disk: bool) -> Vec<Trial> {
-    let stem = file.file_stem().unwrap_or_default().to_string_lossy();
-    let fixture = match load(file) {
-        Ok(fixture) => fixture,
-        Err(why) => {
-            return vec![Trial::test(format!("{prefix}::{stem}"), move || {
-                Err(why.into())
-            })];
-        }
-    };
-    let names: Vec<Option<String>> = fixture["cases"]
-        .as_array()
-        .map(|cases| {
-            cases
-                .iter()
-                .map(|c| c["name"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    let run = Arc::new(FileRun {
-        fixture,
-        on_disk,
-        results: OnceLock::new(),
-    });
-    let mut seen = HashSet::new();
+/// One trial per case of a file, named `<mode prefix>::<file>::<case>`.
+fn file_trials(stem: &str, names: &[Option<String>], run: Arc<FileRun>) -> Vec<Trial> {
+    let prefix = run.mode.prefix;
+    let missing_nginx = run.mode.via_nginx && nginx_binary().is_none();
     let mut trials = Vec::new();
-    for (i, name) in names.into_iter().enumerate() {
+    let mut seen = HashSet::new();
+    for (i, name) in names.iter().cloned().enumerate() {
         let (name, problem) = match name {
             Some(name) if seen.insert(name.clone()) => (name, None),
             Some(name) => (
@@ -97,13 +130,11 @@ fn file_cases(file: &Path, prefix: &str, on_disk: bool) -> Vec<Trial> {
             ),
         };
         let run = run.clone();
-        trials.push(Trial::test(
-            format!("{prefix}::{stem}::{name}"),
-            move || match problem {
-                Some(why) => Err(why.into()),
-                None => run.result(i),
-            },
-        ));
+        let trial = Trial::test(format!("{prefix}::{stem}::{name}"), move || match problem {
+            Some(why) => Err(why.into()),
+            None => run.result(i),
+        });
+        trials.push(trial.with_ignored_flag(missing_nginx));
     }
     trials
 }
@@ -122,8 +153,7 @@ fn load(file: &Path) -> Result<Value, String> {
 /// A fixture file and, once one of its cases ran, the results of all of them.
 struct FileRun {
     fixture: Value,
-    /// Whether the server keeps its events in a `DATA_DIR`.
-    on_disk: bool,
+    mode: Mode,
     results: OnceLock<Vec<Result<(), String>>>,
 }
 
@@ -131,15 +161,15 @@ impl FileRun {
     fn result(&self, case: usize) -> Result<(), Failed> {
         let results = self
             .results
-            .get_or_init(|| run_file(&self.fixture, self.on_disk));
+            .get_or_init(|| run_file(&self.fixture, self.mode));
         results[case].clone().map_err(Failed::from)
     }
 }
 
 /// Runs every case of `fixture` in order on a fresh server; one result per case.
-fn run_file(fixture: &Value, on_disk: bool) -> Vec<Result<(), String>> {
+fn run_file(fixture: &Value, mode: Mode) -> Vec<Result<(), String>> {
     let token = fixture["settings"]["api_token"].as_str().map(str::to_owned);
-    let dir = on_disk.then(|| DataDir::new("fixtures"));
+    let dir = mode.on_disk.then(|| DataDir::new("fixtures"));
     let app = spawn_app_with(|s| {
         if let Some(dir) = &dir {
             s.data_dir = Some(dir.path().to_owned());
@@ -150,13 +180,22 @@ fn run_file(fixture: &Value, on_disk: bool) -> Vec<Result<(), String>> {
             s.max_body_bytes = n as usize;
         }
     });
+    let nginx = mode.via_nginx.then(|| {
+        let binary = nginx_binary().expect("checked when the trials were made");
+        Nginx::start(&binary, app.addr)
+    });
+    let client = match &nginx {
+        Some(nginx) => Client::new(nginx.addr),
+        None => Client::new(app.addr),
+    };
     let mut vars: HashMap<String, String> = HashMap::new();
     let cases = fixture["cases"].as_array().expect("checked by load");
     let results = cases
         .iter()
-        .map(|case| run_case(&app, case, &mut vars))
+        .map(|case| run_case(&client, case, &mut vars))
         .collect();
     // Stopped before its directory goes.
+    drop(nginx);
     drop(app);
     results
 }
@@ -184,7 +223,7 @@ fn substitute_json(value: &Value, vars: &HashMap<String, String>) -> Value {
 
 /// Runs a case; with `"eventually": true` it is retried for up to 5 s until it passes (for
 /// effects of the notifier thread, which runs after the response).
-fn run_case(app: &TestApp, case: &Value, vars: &mut HashMap<String, String>) -> Result<(), String> {
+fn run_case(app: &Client, case: &Value, vars: &mut HashMap<String, String>) -> Result<(), String> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         let result = try_case(app, case, vars);
@@ -198,7 +237,7 @@ fn run_case(app: &TestApp, case: &Value, vars: &mut HashMap<String, String>) -> 
     }
 }
 
-fn try_case(app: &TestApp, case: &Value, vars: &mut HashMap<String, String>) -> Result<(), String> {
+fn try_case(app: &Client, case: &Value, vars: &mut HashMap<String, String>) -> Result<(), String> {
     let method = case["method"].as_str().ok_or("case has no method")?;
     let path = substitute(case["path"].as_str().ok_or("case has no path")?, vars);
     let body: Option<Vec<u8>> = if let Some(raw) = case.get("raw_body") {

@@ -12,6 +12,7 @@ mod common {
     pub mod datadir;
     pub mod event;
     pub mod http;
+    pub mod nginx;
     pub mod output;
     pub mod wait;
 }

@@ -295,12 +295,14 @@ fn event_id(segment: &str) -> Result<Uuid, Vec<ErrorDetail>> {
     input::parse_event_id(segment).map_err(|e| e.detail)
 }
 
+/// Both errors leave the body unread, so the connection closes after the answer, which says so.
 fn read_body(request: &mut Request<'_>) -> Result<Vec<u8>, Response> {
-    request.body().map_err(|e| match e {
+    let refused = request.body().map_err(|e| match e {
         BodyError::TooLarge => error(413, "Request body too large"),
         BodyError::Read(e) => {
             log::debug!("could not read a request body: {e}");
             error(400, &format!("could not read the request body: {e}"))
         }
-    })
+    });
+    refused.map_err(|r| r.with_header("Connection", "close"))
 }

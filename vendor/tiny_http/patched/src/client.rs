@@ -1,15 +1,14 @@
-use ascii::AsciiString;
-
-use std::io::Error as IoError;
+// PATCHED: no `AsciiString`, `ErrorKind`, `Read`, `FromStr`, `Instant`, `Method`: the head
+// is read and parsed in `head.rs`
 use std::io::Result as IoResult;
-use std::io::{BufReader, BufWriter, ErrorKind, Read};
+use std::io::{BufReader, BufWriter};
 
 use std::net::SocketAddr;
-use std::str::FromStr;
-use std::time::{Duration, Instant}; // PATCHED
+use std::time::Duration; // PATCHED
 
-use crate::common::{HTTPVersion, Method};
+use crate::common::{HTTPVersion, Header}; // PATCHED: Header
 use crate::error_body::ErrorBodies; // PATCHED
+use crate::head::{self, Head, HeadError, Refusal}; // PATCHED
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
@@ -37,7 +36,9 @@ pub struct ClientConnection {
     // true if the connection goes through SSL
     secure: bool,
 
-    // PATCHED: set when a request body was abandoned unread; the stream is then out of step
+    // PATCHED: set when a request body was abandoned unread; the stream is then out of step.
+    // Also set by an answer that says `Connection: close` (fix 15). Either way, no request is
+    // read after it.
     abandoned: std::sync::Arc<std::sync::atomic::AtomicBool>,
 
     // PATCHED: the body of the answers given without a handler (`Server::set_error_body`)
@@ -46,30 +47,21 @@ pub struct ClientConnection {
     // PATCHED: how long a request head may take from its first byte to its end (the socket's
     // read timeout, which alone bounds only the gap between two bytes)
     head_timeout: Option<Duration>,
-}
 
-/// PATCHED: what a request head may still use: bytes, and time once its first byte came.
-struct HeadLimits {
-    budget: usize,
-    timeout: Option<Duration>,
-    deadline: Option<Instant>,
+    // PATCHED: the bytes of the request head being read, kept from one request to the next
+    head_buf: Vec<u8>,
 }
 
 /// Error that can happen when reading a request.
 #[derive(Debug)]
 enum ReadError {
-    WrongRequestLine,
-    WrongHeader(HTTPVersion),
-    /// the client sent an unrecognized `Expect` header
-    ExpectationFailed(HTTPVersion),
-    /// PATCHED: the request line and headers exceed `MAX_HEAD_BYTES`
-    HeadTooLarge,
-    ReadIoError(IoError),
+    /// PATCHED: an answer the connection gives by itself, then closes (`400`, `408`, `417`,
+    /// `431`, `505`, ...): what upstream's `WrongRequestLine`, `WrongHeader`,
+    /// `ExpectationFailed` and patch 2's `HeadTooLarge` each answered with their own code.
+    Refused(Refusal),
+    /// PATCHED: the connection ended or failed (upstream's `ReadIoError`): nothing to answer
+    Closed,
 }
-
-/// PATCHED (see PATCHES.md): the original read header lines without any bound, so one endless
-/// header line grew memory until the client stopped. Request line plus headers are now capped.
-const MAX_HEAD_BYTES: usize = 32 * 1024;
 
 impl ClientConnection {
     /// Creates a new `ClientConnection` that takes ownership of the `TcpStream`.
@@ -95,6 +87,7 @@ impl ClientConnection {
             abandoned: Default::default(), // PATCHED
             error_bodies,                  // PATCHED
             head_timeout,                  // PATCHED
+            head_buf: Vec::new(),          // PATCHED
         }
     }
 
@@ -103,114 +96,35 @@ impl ClientConnection {
         self.secure
     }
 
-    /// Reads the next line from self.next_header_source.
-    ///
-    /// Reads until `CRLF` is reached. The next read will start
-    ///  at the first byte of the new line.
-    ///
-    /// PATCHED: takes at most `limits.budget` bytes (what is left of `MAX_HEAD_BYTES`) until
-    /// `limits.deadline`, so it returns a `ReadError` rather than an `IoError`.
-    fn read_next_line(&mut self, limits: &mut HeadLimits) -> Result<AsciiString, ReadError> {
-        let mut buf = Vec::new();
-        let mut prev_byte_was_cr = false;
-
-        loop {
-            let byte = self.next_header_source.by_ref().bytes().next();
-
-            let byte = match byte {
-                Some(b) => b.map_err(ReadError::ReadIoError)?,
-                None => {
-                    return Err(ReadError::ReadIoError(IoError::new(
-                        ErrorKind::ConnectionAborted,
-                        "Unexpected EOF",
-                    )))
-                }
-            };
-
-            // PATCHED: a client sending one byte now and then never trips the socket's read
-            // timeout, so the whole head gets that much time from its first byte (408 after).
-            match limits.deadline {
-                None => limits.deadline = limits.timeout.map(|t| Instant::now() + t),
-                Some(deadline) if Instant::now() > deadline => {
-                    return Err(ReadError::ReadIoError(IoError::new(
-                        ErrorKind::TimedOut,
-                        "request head too slow",
-                    )))
-                }
-                Some(_) => {}
-            }
-
-            if byte == b'\n' && prev_byte_was_cr {
-                buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf).map_err(|_| {
-                    ReadError::ReadIoError(IoError::new(
-                        ErrorKind::InvalidInput,
-                        "Header is not in ASCII",
-                    ))
-                });
-            }
-
-            // PATCHED: the head's byte budget
-            if limits.budget == 0 {
-                return Err(ReadError::HeadTooLarge);
-            }
-            limits.budget -= 1;
-
-            prev_byte_was_cr = byte == b'\r';
-
-            buf.push(byte);
-        }
-    }
-
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
-        // PATCHED: the head's limits
-        let mut limits = HeadLimits {
-            budget: MAX_HEAD_BYTES,
-            timeout: self.head_timeout,
-            deadline: None,
-        };
-        let (method, path, version, headers) = {
-            // reading the request line
-            let (method, path, version) = {
-                let line = self.read_next_line(&mut limits)?; // PATCHED
-
-                // PATCHED: a previous request's body was abandoned unread (see
-                // `EqualReader`), so what follows is not a request: close the connection.
-                if self.abandoned.load(std::sync::atomic::Ordering::Acquire) {
-                    return Err(ReadError::ReadIoError(IoError::new(
-                        ErrorKind::ConnectionAborted,
-                        "previous request body abandoned",
-                    )));
-                }
-
-                parse_request_line(
-                    line.as_str().trim(), // TODO: remove this conversion
-                )?
-            };
-
-            // getting all headers
-            let headers = {
-                let mut headers = Vec::new();
-                loop {
-                    let line = self.read_next_line(&mut limits)?; // PATCHED
-
-                    if line.is_empty() {
-                        break;
-                    };
-                    headers.push(match FromStr::from_str(line.as_str().trim()) {
-                        // TODO: remove this conversion
-                        Ok(h) => h,
-                        _ => return Err(ReadError::WrongHeader(version)),
-                    });
-                }
-
-                headers
-            };
-
-            (method, path, version, headers)
-        };
+        // PATCHED: the head is read in chunks from the connection's buffer and parsed by
+        // `httparse` (`head.rs`); nothing is read once a previous request's body was
+        // abandoned unread (see `EqualReader`), since what follows is not a request.
+        // The previous request must be done with the stream first (fix 17: an upgraded one
+        // holds it until its stream is dropped).
+        if self.next_header_source.wait_turn().is_err()
+            || self.abandoned.load(std::sync::atomic::Ordering::Acquire)
+        {
+            return Err(ReadError::Closed);
+        }
+        head::read_head(
+            &mut self.next_header_source,
+            &mut self.head_buf,
+            self.head_timeout,
+            &self.abandoned,
+        )
+        .map_err(|e| match e {
+            HeadError::Closed => ReadError::Closed,
+            HeadError::Refused(refusal) => ReadError::Refused(refusal),
+        })?;
+        let Head {
+            method,
+            target: path,
+            version,
+            headers,
+        } = head::parse_head(&self.head_buf).map_err(ReadError::Refused)?;
 
         // building the writer for the request
         let writer = self.sink.next().unwrap();
@@ -235,9 +149,18 @@ impl ClientConnection {
         .map_err(|e| {
             use crate::request;
             match e {
-                request::RequestCreationError::CreationIoError(e) => ReadError::ReadIoError(e),
+                // PATCHED: as upstream, a small body that timed out while it was read here gets
+                // `408`; any other error ends the connection without an answer
+                request::RequestCreationError::CreationIoError(e)
+                    if e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    ReadError::Refused(Refusal::new(version, 408, "Request Timeout"))
+                }
+                request::RequestCreationError::CreationIoError(_) => ReadError::Closed,
+                request::RequestCreationError::Refused(refusal) => ReadError::Refused(refusal),
+                // PATCHED: a `Refusal`
                 request::RequestCreationError::ExpectationFailed => {
-                    ReadError::ExpectationFailed(version)
+                    ReadError::Refused(Refusal::new(version, 417, "Expectation Failed"))
                 }
             }
         })?;
@@ -264,84 +187,20 @@ impl Iterator for ClientConnection {
 
         loop {
             let rq = match self.read() {
-                Err(ReadError::WrongRequestLine) => {
-                    let writer = self.sink.next().unwrap();
-                    // PATCHED: the body comes from `error_bodies`
-                    let response = self
-                        .error_bodies
-                        .empty(400, "Bad Request: malformed request line or header");
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
+                // PATCHED: every answer given without a handler goes through `refuse`
+                Err(ReadError::Refused(refusal)) => {
+                    self.refuse(refusal);
                     return None; // we don't know where the next request would start,
                                  // se we have to close
                 }
 
-                Err(ReadError::WrongHeader(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    // PATCHED: the body comes from `error_bodies`
-                    let response = self
-                        .error_bodies
-                        .empty(400, "Bad Request: malformed request line or header");
-                    response.raw_print(writer, ver, &[], false, None).ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
-                }
-
-                Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
-                    // request timeout
-                    let writer = self.sink.next().unwrap();
-                    // PATCHED: the body comes from `error_bodies`
-                    let response = self.error_bodies.empty(408, "Request Timeout");
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // closing the connection
-                }
-
-                Err(ReadError::ExpectationFailed(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    // PATCHED: the body comes from `error_bodies`, and it is sent (`false`): with
-                    // `true`, as upstream, a body set with `Server::set_error_body` was announced
-                    // by `Content-Length` but never sent. Upstream's own body is empty: for it,
-                    // nothing changes.
-                    let response = self.error_bodies.empty(417, "Expectation Failed");
-                    response.raw_print(writer, ver, &[], false, None).ok();
-                    return None; // TODO: should be recoverable, but needs handling in case of body
-                }
-
-                // PATCHED: the head exceeded `MAX_HEAD_BYTES`
-                Err(ReadError::HeadTooLarge) => {
-                    let writer = self.sink.next().unwrap();
-                    // PATCHED: the body comes from `error_bodies`
-                    let response = self
-                        .error_bodies
-                        .empty(431, "Request header fields too large");
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // the rest of the head is unread: closing the connection
-                }
-
-                Err(ReadError::ReadIoError(_)) => return None,
+                Err(ReadError::Closed) => return None, // PATCHED
 
                 Ok(rq) => rq,
             };
 
-            // checking HTTP version
-            // PATCHED: upstream wrote this answer through a new writer, which waits for `rq`'s
-            // writer to be released while `rq` is still alive: the connection thread hung for
-            // good. Answer through `rq` itself, then close.
-            if *rq.http_version() > (1, 1) {
-                let mut rq = rq;
-                rq.answer_as_http_1_1();
-                // PATCHED: the body comes from `error_bodies`
-                let response = self
-                    .error_bodies
-                    .text(505, "This server only supports HTTP versions 1.0 and 1.1");
-                rq.respond(response).ok();
-                return None;
-            }
+            // PATCHED: no check of the HTTP version here (patch 5 answered `505` from it):
+            // `head::parse_head` accepts only 1.0 and 1.1 and refuses the others.
 
             // updating the status of the connection
             let connection_header = rq
@@ -354,7 +213,9 @@ impl Iterator for ClientConnection {
 
             match lowercase {
                 Some(ref val) if val.contains("close") => self.no_more_requests = true,
-                Some(ref val) if val.contains("upgrade") => self.no_more_requests = true,
+                // PATCHED: no `upgrade` case (fix 17): an upgrade the handler does not take is
+                // served as plain HTTP/1.1, on the same connection; one it takes closes the
+                // connection once the stream is dropped (`Request::upgrade`)
                 Some(ref val)
                     if !val.contains("keep-alive") && *rq.http_version() == HTTPVersion(1, 0) =>
                 {
@@ -370,45 +231,25 @@ impl Iterator for ClientConnection {
     }
 }
 
-/// Parses a "HTTP/1.1" string.
-fn parse_http_version(version: &str) -> Result<HTTPVersion, ReadError> {
-    let (major, minor) = match version {
-        "HTTP/0.9" => (0, 9),
-        "HTTP/1.0" => (1, 0),
-        "HTTP/1.1" => (1, 1),
-        "HTTP/2.0" => (2, 0),
-        "HTTP/3.0" => (3, 0),
-        _ => return Err(ReadError::WrongRequestLine),
-    };
-
-    Ok(HTTPVersion(major, minor))
-}
-
-/// Parses the request line of the request.
-/// eg. GET / HTTP/1.1
-fn parse_request_line(line: &str) -> Result<(Method, String, HTTPVersion), ReadError> {
-    let mut parts = line.split(' ');
-
-    let method = parts.next().and_then(|w| w.parse().ok());
-    let path = parts.next().map(ToOwned::to_owned);
-    let version = parts.next().and_then(|w| parse_http_version(w).ok());
-
-    method
-        .and_then(|method| Some((method, path?, version?)))
-        .ok_or(ReadError::WrongRequestLine)
-}
-
-#[cfg(test)]
-mod test {
-    #[test]
-    fn test_parse_request_line() {
-        let (method, path, ver) = super::parse_request_line("GET /hello HTTP/1.1").unwrap();
-
-        assert!(method == crate::Method::Get);
-        assert!(path == "/hello");
-        assert!(ver == crate::common::HTTPVersion(1, 1));
-
-        assert!(super::parse_request_line("GET /hello").is_err());
-        assert!(super::parse_request_line("qsd qsd qsd").is_err());
+impl ClientConnection {
+    /// PATCHED: writes `refusal`, the body from `error_bodies` (upstream's empty body, or
+    /// plain text for a `505`, when no hook is set).
+    fn refuse(&mut self, refusal: Refusal) {
+        let Refusal {
+            version,
+            code,
+            reason,
+        } = refusal;
+        let response = if code == 505 {
+            self.error_bodies.text(code, &reason)
+        } else {
+            self.error_bodies.empty(code, &reason)
+        };
+        // the connection closes after it, and says so (fix 15)
+        let close = Header::from_bytes(&b"Connection"[..], &b"close"[..]).expect("valid header");
+        let response = response.with_header(close);
+        if let Some(writer) = self.sink.next() {
+            response.raw_print(writer, version, &[], false, None).ok();
+        }
     }
 }

@@ -121,6 +121,8 @@ mod client;
 mod common;
 mod connection;
 mod error_body; // PATCHED
+mod framing; // PATCHED
+mod head; // PATCHED
 mod request;
 mod response;
 mod ssl;

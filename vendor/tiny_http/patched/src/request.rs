@@ -3,11 +3,13 @@ use std::io::{self, Cursor, ErrorKind, Read, Write};
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::str::FromStr;
+// PATCHED: no `FromStr`: `framing.rs` parses the lengths
 
 use std::sync::mpsc::Sender;
 
 use crate::error_body::ErrorBodies; // PATCHED
+use crate::framing::{body_framing, Framing}; // PATCHED
+use crate::head::Refusal; // PATCHED
 use crate::util::{ChunkedReader, EqualReader, FusedReader}; // PATCHED: ChunkedReader, not Decoder
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 
@@ -82,6 +84,13 @@ pub struct Request {
 
     // PATCHED: the body of the answer given if the request is dropped unanswered (fix 9)
     error_bodies: ErrorBodies,
+
+    // PATCHED: the connection's flag that closes it once this request is done (fix 15): set
+    // by an answer that says `Connection: close`, as by an abandoned body (fix 1)
+    close_connection: std::sync::Arc<std::sync::atomic::AtomicBool>,
+
+    // PATCHED: the stream after a body-less `Connection: upgrade` request's head (fix 17)
+    upgrade_source: Option<Box<dyn Read + Send + 'static>>,
 }
 
 struct NotifyOnDrop<R> {
@@ -110,7 +119,11 @@ impl<R> Drop for NotifyOnDrop<R> {
 
 /// Error that can happen when building a `Request` object.
 #[derive(Debug)]
-pub enum RequestCreationError {
+pub(crate) enum RequestCreationError {
+    // PATCHED: crate-private (never exported), since it now holds a `Refusal`
+    /// PATCHED: the body's framing cannot be told (`framing.rs`): answer, then close.
+    Refused(Refusal),
+
     /// The client sent an `Expect` header that was not recognized by tiny-http.
     ExpectationFailed,
 
@@ -133,8 +146,9 @@ impl From<IoError> for RequestCreationError {
 /// It is the responsibility of the `Request` to read only the data of the request and not further.
 ///
 /// The `Write` object will be used by the `Request` to write the response.
+// PATCHED: crate-private, as its error type
 #[allow(clippy::too_many_arguments)]
-pub fn new_request<R, W>(
+pub(crate) fn new_request<R, W>(
     secure: bool,
     method: Method,
     path: String,
@@ -152,22 +166,14 @@ where
     R: Read + Send + 'static,
     W: Write + Send + 'static,
 {
-    // finding the transfer-encoding header
-    let transfer_encoding = headers
-        .iter()
-        .find(|h: &&Header| h.field.equiv("Transfer-Encoding"))
-        .map(|h| h.value.clone());
-
-    // finding the content-length header
-    let content_length = if transfer_encoding.is_some() {
-        // if transfer-encoding is specified, the Content-Length
-        // header must be ignored (RFC2616 #4.4)
-        None
-    } else {
-        headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Content-Length"))
-            .and_then(|h| FromStr::from_str(h.value.as_str()).ok())
+    // PATCHED: the body's framing as RFC 9112 §6 says (`framing.rs`), refused if it cannot be
+    // told; upstream took the first `Content-Length` it could parse, and any
+    // `Transfer-Encoding` for chunked.
+    let framing = body_framing(&version, &headers).map_err(RequestCreationError::Refused)?;
+    let transfer_encoding = (framing == Framing::Chunked).then_some(());
+    let content_length = match framing {
+        Framing::Length(length) => Some(length),
+        _ => None,
     };
 
     // true if the client sent a `Expect: 100-continue` header
@@ -195,11 +201,18 @@ where
         }
     };
 
+    let close_connection = abandoned.clone(); // PATCHED
+
     // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
     // content-length headers
-    let reader = if connection_upgrade {
-        // if we have a `Connection: upgrade`, always keeping the whole reader
-        Box::new(source_data) as Box<dyn Read + Send + 'static>
+    // PATCHED (fix 17): upstream gave a `Connection: upgrade` request the whole stream as its
+    // body, so a handler reading the body of an upgrade it did not take (`curl --http2`'s
+    // `Upgrade: h2c`) waited for the client's close. Its body is now framed as any other; a
+    // body-less one keeps the stream aside for `Request::upgrade`, until it is dropped.
+    let mut upgrade_source = None;
+    let reader = if connection_upgrade && framing == Framing::Empty {
+        upgrade_source = Some(Box::new(source_data) as Box<dyn Read + Send + 'static>);
+        Box::new(io::empty()) as Box<dyn Read + Send + 'static>
     } else if let Some(content_length) = content_length {
         if content_length == 0 {
             Box::new(io::empty()) as Box<dyn Read + Send + 'static>
@@ -253,7 +266,9 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
-        error_bodies, // PATCHED
+        error_bodies,     // PATCHED
+        close_connection, // PATCHED
+        upgrade_source,   // PATCHED
     })
 }
 
@@ -286,11 +301,6 @@ impl Request {
     #[inline]
     pub fn http_version(&self) -> &HTTPVersion {
         &self.http_version
-    }
-
-    /// PATCHED: lets the connection answer an unsupported version as HTTP/1.1.
-    pub(crate) fn answer_as_http_1_1(&mut self) {
-        self.http_version = HTTPVersion(1, 1);
     }
 
     /// Returns the length of the body in bytes.
@@ -342,7 +352,15 @@ impl Request {
 
         self.response_writer.as_mut().unwrap().flush().ok(); // TODO: unused result
 
-        let stream = CustomStream::new(self.extract_reader_impl(), self.extract_writer_impl());
+        // PATCHED (fix 17): the stream kept aside, and the connection closes once it is
+        // dropped: what follows is no longer HTTP
+        self.close_connection
+            .store(true, std::sync::atomic::Ordering::Release);
+        let reader = match self.upgrade_source.take() {
+            Some(source) => source,
+            None => self.extract_reader_impl(),
+        };
+        let stream = CustomStream::new(reader, self.extract_writer_impl());
         if let Some(sender) = self.notify_when_responded.take() {
             let stream = NotifyOnDrop {
                 sender,
@@ -466,6 +484,12 @@ impl Request {
         R: Read,
     {
         let mut writer = self.extract_writer_impl();
+
+        // PATCHED: an answer that says `Connection: close` is the connection's last (fix 15)
+        if response.closes_connection() {
+            self.close_connection
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
 
         let do_not_send_body = self.method == Method::Head;
 

@@ -70,6 +70,11 @@ impl FromStr for TransferEncoding {
     }
 }
 
+/// PATCHED: whether `header` is `Connection: close`.
+fn is_close(header: &Header) -> bool {
+    header.field.equiv("Connection") && header.value.as_str().eq_ignore_ascii_case("close")
+}
+
 /// Builds a Date: header with the current date.
 fn build_date_header() -> Header {
     let d = HttpDate::from(SystemTime::now());
@@ -255,7 +260,9 @@ where
         let header = header.into();
 
         // ignoring forbidden headers
-        if header.field.equiv("Connection")
+        // PATCHED: but `Connection: close`, which the connection then honours (see
+        // `Request::respond`): an answer after which the server closes says so (RFC 9112 §9.6)
+        if (header.field.equiv("Connection") && !is_close(&header))
             || header.field.equiv("Trailer")
             || header.field.equiv("Transfer-Encoding")
             || header.field.equiv("Upgrade")
@@ -296,6 +303,11 @@ where
     {
         self.add_header(header.into());
         self
+    }
+
+    /// PATCHED: whether this answer says `Connection: close` (see `add_header`).
+    pub(crate) fn closes_connection(&self) -> bool {
+        self.headers.iter().any(is_close)
     }
 
     /// Returns the same request, but with a different status code.

@@ -69,12 +69,12 @@ fn set_error_body_gives_every_answer_the_hooks_body() {
             "400 Bad Request: malformed request line or header",
         ),
         (
-            b"GET / HTTP/1.1\r\nno colon\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nno colon\r\n\r\n",
             "HTTP/1.1 400 ",
             "400 Bad Request: malformed request line or header",
         ),
         (
-            b"GET / HTTP/1.1\r\nExpect: something-else\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nExpect: something-else\r\n\r\n",
             "HTTP/1.1 417 ",
             "417 Expectation Failed",
         ),
