@@ -103,6 +103,12 @@ impl ClientConnection {
         self.secure
     }
 
+    /// PATCHED (fix 12): the flag that says the stream is out of step (a body abandoned
+    /// unread, an answer not written whole): no request may be read from it any more.
+    pub(crate) fn out_of_step(&self) -> &std::sync::Arc<std::sync::atomic::AtomicBool> {
+        &self.abandoned
+    }
+
     /// Reads the next line from self.next_header_source.
     ///
     /// Reads until `CRLF` is reached. The next read will start
