@@ -1,14 +1,29 @@
-//! Process resource limits the Event Logger adjusts at start: the open-file limit.
+//! Process resource limits the Event Logger adjusts at start: the open-file limit, and the
+//! connection limit derived from it.
 //!
-//! Every connection costs a file descriptor, and tiny_http's accept loop stops for good on the
-//! first `accept()` error (`EMFILE` when descriptors run out; see `logger::http::watchdog`). Many
-//! systems start processes with a soft limit of 1024 under a much higher hard limit, so the
-//! soft limit is raised to the hard one, which needs no privilege.
+//! Every connection costs two file descriptors (tiny_http duplicates the socket for its reading
+//! and writing halves). Many systems start processes with a soft limit of 1024 under a much
+//! higher hard limit, so the soft limit is raised to the hard one, which needs no privilege;
+//! the default `MAX_CONNECTIONS` keeps [`FD_RESERVE`] descriptors for everything else.
 
 use std::io;
 
 /// Below this many descriptors a warning says that the server may run out under load.
 pub const LOW_FD_LIMIT: u64 = 4096;
+
+/// Descriptors kept for the store, the broker connection, logs and the accept loop's refusals.
+pub const FD_RESERVE: u64 = 256;
+
+/// The default `MAX_CONNECTIONS`: what the hard open-file limit (the soft one after
+/// [`raise_fd_limit`]) leaves after [`FD_RESERVE`], two descriptors per connection.
+pub fn default_max_connections() -> usize {
+    let hard = rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .map(|(_, hard)| hard)
+        .unwrap_or(1024)
+        // "unlimited", or more than the kernel gives a process (fs.nr_open, 1 Mi by default)
+        .min(1 << 20);
+    (hard.saturating_sub(FD_RESERVE) / 2).max(1) as usize
+}
 
 /// The open-file limit before and after [`raise_fd_limit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
