@@ -11,7 +11,8 @@ use std::io;
 /// Below this many descriptors a warning says that the server may run out under load.
 pub const LOW_FD_LIMIT: u64 = 4096;
 
-/// Descriptors kept for the store, the broker connection, logs and the accept loop's refusals.
+/// Descriptors kept for the store, the broker connection, logs and the accept loop's refusals
+/// (a quarter of the limit when that is less).
 pub const FD_RESERVE: u64 = 256;
 
 /// The default `MAX_CONNECTIONS`: what the hard open-file limit (the soft one after
@@ -22,7 +23,8 @@ pub fn default_max_connections() -> usize {
         .unwrap_or(1024)
         // "unlimited", or more than the kernel gives a process (fs.nr_open, 1 Mi by default)
         .min(1 << 20);
-    (hard.saturating_sub(FD_RESERVE) / 2).max(1) as usize
+    let reserve = FD_RESERVE.min(hard / 4);
+    (hard.saturating_sub(reserve) / 2).max(1) as usize
 }
 
 /// The open-file limit before and after [`raise_fd_limit`].

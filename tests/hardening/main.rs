@@ -13,9 +13,14 @@ mod common {
     pub mod app;
     pub mod event;
     pub mod http;
+    #[allow(dead_code)]
+    pub mod output;
+    #[allow(dead_code)]
+    pub mod process;
     pub mod wait;
 }
 
+mod attacks;
 mod connections;
 mod protocol;
 

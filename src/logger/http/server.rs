@@ -550,9 +550,8 @@ fn to_tiny(answer: Budgeted, io_timeout: Duration) -> tiny_http::Response<Answer
         body,
     } = response;
     let length = body.len();
-    let deadline = Instant::now()
-        + io_timeout
-        + Duration::from_secs(length as u64 / MIN_ANSWER_BYTES_PER_SEC);
+    let deadline =
+        Instant::now() + io_timeout + Duration::from_secs(length as u64 / MIN_ANSWER_BYTES_PER_SEC);
     let body = AnswerBody {
         bytes: io::Cursor::new(body),
         deadline,
