@@ -220,13 +220,11 @@ fn half_sent_requests_do_not_block_other_clients_and_are_dropped() {
         assert_eq!(app.get("/ping").status, 200);
         app.create("u", &format!("while half-sent requests wait {i}"));
     }
-    for stream in [&half_head] {
-        let answer = read_response(&mut BufReader::new(stream)).expect("answer or close");
-        assert!(
-            answer.as_ref().is_none_or(|r| r.status == 408),
-            "{answer:?}"
-        );
-    }
+    let answer = read_response(&mut BufReader::new(&half_head)).expect("answer or close");
+    assert!(
+        answer.as_ref().is_none_or(|r| r.status == 408),
+        "{answer:?}"
+    );
     for stream in &half_bodies {
         let answer = read_response(&mut BufReader::new(stream)).expect("answer or close");
         let answer = answer.expect("the incomplete body is answered");
