@@ -22,6 +22,7 @@ mod common {
 
 mod attacks;
 mod connections;
+mod pipelining;
 mod protocol;
 
 static HEAVY: RwLock<()> = RwLock::new(());
