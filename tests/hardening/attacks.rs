@@ -323,3 +323,67 @@ fn one_connection_pipelining_without_reading() {
         median.as_secs_f64() * 1e3
     );
 }
+
+/// Stores `count` events through one connection, pipelined, and reads the answers.
+fn store_events(addr: SocketAddr, count: usize) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    let body = r#"{"user_id":"bulk","description":"an event that makes the list long"}"#;
+    let one = format!(
+        "POST /events HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let writer = {
+        let mut stream = stream.try_clone().expect("clone");
+        let mut raw = one.repeat(count).into_bytes();
+        raw.extend_from_slice(b"GET /ping HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        std::thread::spawn(move || stream.write_all(&raw))
+    };
+    let mut answers = String::new();
+    stream.read_to_string(&mut answers).expect("answers");
+    writer.join().expect("writer").expect("sent");
+    assert_eq!(
+        answers.matches("Location: /events/").count(),
+        count,
+        "{}",
+        &answers[..answers.len().min(600)]
+    );
+}
+
+#[test]
+fn clients_that_read_large_answers_slowly_or_never() {
+    let _guard = heavy();
+    let target = Target::start(4096);
+    store_events(target.addr, 3_000);
+    let baseline = target.usage();
+    let list = b"GET /events?limit=100000 HTTP/1.1\r\nHost: t\r\n\r\n";
+    // One connection with 30 pipelined lists, never read.
+    let never: Vec<TcpStream> = open(target.addr, 1, &list.repeat(30));
+    // 4 slow readers, as many as there are handler permits: 2 KB now and then.
+    let slow: Vec<_> = open(target.addr, 4, list)
+        .into_iter()
+        .map(|mut stream| {
+            std::thread::spawn(move || {
+                let mut chunk = [0u8; 2048];
+                let started = Instant::now();
+                while started.elapsed() < Duration::from_secs(IDLE_SECS * 3) {
+                    match stream.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => std::thread::sleep(Duration::from_millis(500)),
+                    }
+                }
+            })
+        })
+        .collect();
+    let median = target.ping_during(10);
+    let during = target.usage();
+    for reader in slow {
+        reader.join().expect("slow reader");
+    }
+    let after = target.recovers_to(baseline, "slow and absent readers");
+    drop(never);
+    target.ping();
+    println!(
+        "30 pipelined GET /events (3,000 events) never read + 4 slow readers: /ping median {:.1} ms; {during:?} during, {after:?} after, baseline {baseline:?}",
+        median.as_secs_f64() * 1e3
+    );
+}
