@@ -16,7 +16,7 @@ use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -144,7 +144,7 @@ impl HttpServer {
         server.set_max_connections(config.max_connections);
         server.set_connection_stack_size(CONNECTION_STACK_BYTES);
         let connections = Arc::new(Connections {
-            handler,
+            handler: RwLock::new(Some(handler)),
             permits: Permits::new(config.threads.max(1)),
             answers: AnswerBudget::new(ANSWER_BYTES_IN_FLIGHT),
             stopping: AtomicBool::new(false),
@@ -195,6 +195,11 @@ impl HttpServer {
             log::error!("the HTTP accept watch thread panicked");
         }
         self.connections.permits.wait_idle();
+        self.connections
+            .handler
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         // Dropping the last `Arc<Server>` closes the listening socket.
     }
 }
@@ -270,7 +275,9 @@ fn listen(config: &ServerConfig) -> Result<TcpListener, ServerError> {
 
 /// What every connection's thread shares.
 struct Connections {
-    handler: Arc<Handler>,
+    /// Taken out at stop: connection threads outlive the server (until their client leaves),
+    /// and what the handler holds (the outbox's sender) must not.
+    handler: RwLock<Option<Arc<Handler>>>,
     permits: Permits,
     answers: AnswerBudget,
     stopping: AtomicBool,
@@ -331,7 +338,15 @@ impl Connections {
         };
         let mut request = Request::new(method, url, headers, &mut body, self.max_body_bytes);
         let permit = self.permits.acquire();
-        let response = match catch_unwind(AssertUnwindSafe(|| (self.handler)(&mut request))) {
+        let handler = self
+            .handler
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let Some(handler) = handler else {
+            return self.filled(Response::failure(503).with_header("Retry-After", "1"));
+        };
+        let response = match catch_unwind(AssertUnwindSafe(|| handler(&mut request))) {
             Ok(response) => response,
             Err(panic) => {
                 let what = panic
