@@ -12,8 +12,12 @@ use std::io;
 pub const LOW_FD_LIMIT: u64 = 4096;
 
 /// Descriptors kept for the store, the broker connection, logs and the accept loop's refusals
-/// (a quarter of the limit when that is less).
+/// (a quarter of the limit when that is less, but at least [`MIN_FD_RESERVE`]).
 pub const FD_RESERVE: u64 = 256;
+
+/// The reserve at least, however low the limit: the process's own descriptors (listener,
+/// standard streams, epoll) and room to accept and refuse a connection.
+pub const MIN_FD_RESERVE: u64 = 16;
 
 /// The default `MAX_CONNECTIONS`: what the hard open-file limit (the soft one after
 /// [`raise_fd_limit`]) leaves after [`FD_RESERVE`], two descriptors per connection.
@@ -23,7 +27,7 @@ pub fn default_max_connections() -> usize {
         .unwrap_or(1024)
         // "unlimited", or more than the kernel gives a process (fs.nr_open, 1 Mi by default)
         .min(1 << 20);
-    let reserve = FD_RESERVE.min(hard / 4);
+    let reserve = FD_RESERVE.min(hard / 4).max(MIN_FD_RESERVE);
     (hard.saturating_sub(reserve) / 2).max(1) as usize
 }
 
