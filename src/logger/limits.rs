@@ -1,14 +1,35 @@
-//! Process resource limits the Event Logger adjusts at start: the open-file limit.
+//! Process resource limits the Event Logger adjusts at start: the open-file limit, and the
+//! connection limit derived from it.
 //!
-//! Every connection costs a file descriptor, and tiny_http's accept loop stops for good on the
-//! first `accept()` error (`EMFILE` when descriptors run out; see `logger::http::watchdog`). Many
-//! systems start processes with a soft limit of 1024 under a much higher hard limit, so the
-//! soft limit is raised to the hard one, which needs no privilege.
+//! Every connection costs two file descriptors (tiny_http duplicates the socket for its reading
+//! and writing halves). Many systems start processes with a soft limit of 1024 under a much
+//! higher hard limit, so the soft limit is raised to the hard one, which needs no privilege;
+//! the default `MAX_CONNECTIONS` keeps [`FD_RESERVE`] descriptors for everything else.
 
 use std::io;
 
 /// Below this many descriptors a warning says that the server may run out under load.
 pub const LOW_FD_LIMIT: u64 = 4096;
+
+/// Descriptors kept for the store, the broker connection, logs and the accept loop's refusals
+/// (a quarter of the limit when that is less, but at least [`MIN_FD_RESERVE`]).
+pub const FD_RESERVE: u64 = 256;
+
+/// The reserve at least, however low the limit: the process's own descriptors (listener,
+/// standard streams, epoll) and room to accept and refuse a connection.
+pub const MIN_FD_RESERVE: u64 = 16;
+
+/// The default `MAX_CONNECTIONS`: what the hard open-file limit (the soft one after
+/// [`raise_fd_limit`]) leaves after [`FD_RESERVE`], two descriptors per connection.
+pub fn default_max_connections() -> usize {
+    let hard = rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .map(|(_, hard)| hard)
+        .unwrap_or(1024)
+        // "unlimited", or more than the kernel gives a process (fs.nr_open, 1 Mi by default)
+        .min(1 << 20);
+    let reserve = FD_RESERVE.min(hard / 4).max(MIN_FD_RESERVE);
+    (hard.saturating_sub(reserve) / 2).max(1) as usize
+}
 
 /// The open-file limit before and after [`raise_fd_limit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -202,6 +202,7 @@ impl EventLogger {
             max_body_bytes: settings.max_body_bytes,
             io_timeout: settings.idle_timeout,
             error_body: errors::server_error_body,
+            max_connections: settings.max_connections,
         };
         let on_failure = {
             let (failure, shutdown) = (failure.clone(), shutdown.clone());

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use log::LevelFilter;
 
+use crate::logger::limits;
 use crate::logger::storage::Sync;
 use crate::shared::amqp::AmqpSettings;
 use crate::shared::env::{
@@ -24,7 +25,12 @@ pub const LOGGER_VARS: &[Var] = &[
     var(
         "HTTP_THREADS",
         "2 x CPUs",
-        "worker threads answering requests",
+        "requests handled at once (each connection has its own thread for reading and writing)",
+    ),
+    var(
+        "MAX_CONNECTIONS",
+        "from the open-file limit",
+        "connections open at once (beyond: 503 and close); default: (hard RLIMIT_NOFILE - reserve) / 2",
     ),
     var(
         "MAX_BODY_BYTES",
@@ -72,6 +78,7 @@ pub struct LoggerSettings {
     pub host: String,
     pub port: u16,
     pub http_threads: usize,
+    pub max_connections: usize,
     pub max_body_bytes: usize,
     pub outbox_capacity: usize,
     pub idle_timeout: Duration,
@@ -96,6 +103,12 @@ impl LoggerSettings {
             host: env.string("HOST", "127.0.0.1")?,
             port: env.int("PORT", 8000, 0, 65_535)?,
             http_threads: env.int("HTTP_THREADS", 2 * env::cpus(), 1, 1024)?,
+            max_connections: env.int(
+                "MAX_CONNECTIONS",
+                limits::default_max_connections(),
+                1,
+                10_000_000,
+            )?,
             max_body_bytes: env.int("MAX_BODY_BYTES", 65_536, 1, 1 << 30)?,
             outbox_capacity: env.int("OUTBOX_CAPACITY", 100_000, 1, 100_000_000)?,
             idle_timeout: env
@@ -130,6 +143,7 @@ mod tests {
         let s = LoggerSettings::from_lookup(env(&[])).unwrap();
         assert_eq!((s.host.as_str(), s.port), ("127.0.0.1", 8000));
         assert_eq!(s.http_threads, 2 * env::cpus());
+        assert_eq!(s.max_connections, limits::default_max_connections());
         assert_eq!(s.max_body_bytes, 65_536);
         assert_eq!(s.outbox_capacity, 100_000);
         assert_eq!(s.shutdown_timeout, Duration::from_secs(10));
@@ -150,6 +164,7 @@ mod tests {
         for (var, value) in [
             ("PORT", "70000"),
             ("HTTP_THREADS", "0"),
+            ("MAX_CONNECTIONS", "0"),
             ("MAX_BODY_BYTES", "-1"),
             ("OUTBOX_CAPACITY", "1.5"),
             ("SHUTDOWN_TIMEOUT_SECS", "x"),

@@ -14,11 +14,17 @@ mod common {
     pub mod event;
     pub mod http;
     pub mod nginx;
+    #[allow(dead_code)]
+    pub mod output;
+    #[allow(dead_code)]
+    pub mod process;
     pub mod wait;
 }
 
+mod attacks;
 mod connections;
 mod framing;
+mod pipelining;
 mod protocol;
 
 static HEAVY: RwLock<()> = RwLock::new(());

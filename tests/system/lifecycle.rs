@@ -142,18 +142,17 @@ fn help_lists_every_variable_with_its_default() {
 /// whichever comes first for the descriptors left. Both limits are run, so both ways of dying
 /// are met; the logger must say so and exit 1 instead of serving nothing.
 #[test]
-fn the_logger_exits_non_zero_when_its_accept_loop_dies() {
+/// Issue 11: running out of descriptors used to end tiny_http's accept loop, and the logger
+/// exited (code 1). Now the connections beyond `MAX_CONNECTIONS` get a quick 503, `accept()`
+/// out of descriptors pauses and retries, and the logger serves again once clients leave.
+fn the_logger_survives_running_out_of_descriptors() {
     let runs: Vec<_> = [32, 33]
         .into_iter()
         .map(|limit| std::thread::spawn(move || starve_of_descriptors(limit)))
         .collect();
     for run in runs {
         let (limit, stderr) = run.join().unwrap();
-        let reason = stderr
-            .lines()
-            .find(|l| l.contains("exits with an error"))
-            .unwrap_or_default();
-        println!("limit {limit}: {reason}");
+        println!("limit {limit}: {} lines on stderr", stderr.lines().count());
     }
 }
 
@@ -187,11 +186,23 @@ fn starve_of_descriptors(limit: u64) -> (u64, String) {
             Err(_) => break,
         }
     }
-    let status = logger.wait(Duration::from_secs(30));
+    // Held past the watchdog's three probes (5 s apart), then released.
+    assert_eq!(
+        logger.wait(Duration::from_secs(20)),
+        None,
+        "the logger exited"
+    );
+    drop(held);
+    let served = wait_until(Duration::from_secs(10), || {
+        send(&client(), "GET", &format!("http://{addr}/ping"), &[], None).status == 200
+    });
     let stderr = logger.stderr.text();
-    assert_eq!(status.and_then(|s| s.code()), Some(1), "{stderr}");
     assert!(
-        stderr.contains("no longer accepts connections") && stderr.contains("exits with an error"),
+        served,
+        "GET /ping not served after the clients left: {stderr}"
+    );
+    assert!(
+        !stderr.contains("no longer accepts connections"),
         "{stderr}"
     );
     (limit, stderr)

@@ -1,16 +1,22 @@
-//! The HTTP server: a `tiny_http` server on a listener we configure ourselves, served by a
-//! fixed pool of blocking worker threads.
+//! The HTTP server: a `tiny_http` server on a listener we configure ourselves. Each connection
+//! has its own thread (the fork's connection handler), which reads one request at a time, its
+//! whole body with a deadline, runs the handler while holding one of `threads` permits, and
+//! writes the answer with a deadline before it reads the next request. So requests on one
+//! connection run in order, and a slow or silent client holds only its own thread, never a
+//! permit that others need.
 //!
 //! This module owns everything about the wire that is not a route: socket timeouts (tiny_http
-//! sets none), the body size limit, turning a handler panic into a `500`, request logging,
+//! sets none), the body size limit, deadlines on bodies and answers, the bytes of answers in
+//! flight, the connection limit, turning a handler panic into a `500`, request logging,
 //! watching that connections are still accepted (`watchdog`) and a graceful stop.
 
 use std::borrow::Cow;
-use std::io;
+use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -36,7 +42,26 @@ pub struct ServerConfig {
     pub io_timeout: Duration,
     /// The body of the answers the server gives on its own.
     pub error_body: ErrorBody,
+    /// Connections open at once at most; beyond, a new one gets a quick `503` and is closed.
+    pub max_connections: usize,
 }
+
+/// Stack of each connection's thread, where handlers run: ample for them (JSON nesting is
+/// bounded by serde_json's recursion limit), a quarter of Rust's default.
+const CONNECTION_STACK_BYTES: usize = 512 * 1024;
+
+/// Answers up to this size are always written; larger ones take their size from
+/// [`ANSWER_BYTES_IN_FLIGHT`] while they are written.
+const SMALL_ANSWER_BYTES: usize = 64 * 1024;
+
+/// Bytes of large answers being written at once, at most (one answer alone always may): past
+/// it, a large answer is replaced by a `503` with `Retry-After`, so that many clients slow to
+/// read large answers cannot make the process hold them all.
+const ANSWER_BYTES_IN_FLIGHT: usize = 128 * 1024 * 1024;
+
+/// An answer must be written within `io_timeout` plus its size at this rate: a client that
+/// reads slower, or not at all, is cut off (the socket's write timeout bounds only one write).
+const MIN_ANSWER_BYTES_PER_SEC: u64 = 256 * 1024;
 
 /// Why the server could not start.
 #[derive(Debug)]
@@ -77,8 +102,8 @@ pub type Handler = dyn Fn(&mut Request<'_>) -> Response + Send + Sync;
 /// A running server; [`HttpServer::stop`] ends it gracefully.
 pub struct HttpServer {
     server: Arc<tiny_http::Server>,
-    workers: Vec<JoinHandle<()>>,
-    stopping: Arc<AtomicBool>,
+    connections: Arc<Connections>,
+    accept_watch: JoinHandle<()>,
     addr: SocketAddr,
     alarm: Alarm,
     watchdog_stop: Shutdown,
@@ -89,8 +114,8 @@ pub struct HttpServer {
 pub type OnFailure = Box<dyn FnOnce(&str) + Send>;
 
 impl HttpServer {
-    /// Binds `host:port` and starts `threads` workers calling `handler`. A dead accept loop is
-    /// only logged; see [`HttpServer::start_watched`].
+    /// Binds `host:port` and serves `handler`, at most `threads` requests at once. A dead
+    /// accept loop is only logged; see [`HttpServer::start_watched`].
     pub fn start(config: &ServerConfig, handler: Arc<Handler>) -> Result<HttpServer, ServerError> {
         HttpServer::start_watched(config, handler, ProbeConfig::default(), Box::new(|_| {}))
     }
@@ -116,26 +141,22 @@ impl HttpServer {
             let (body, content_type) = error_body(status.0, reason);
             (body, content_type_header(content_type))
         });
+        server.set_max_connections(config.max_connections);
+        server.set_connection_stack_size(CONNECTION_STACK_BYTES);
+        let connections = Arc::new(Connections {
+            handler: RwLock::new(Some(handler)),
+            permits: Permits::new(config.threads.max(1)),
+            answers: AnswerBudget::new(ANSWER_BYTES_IN_FLIGHT),
+            stopping: AtomicBool::new(false),
+            max_body_bytes: config.max_body_bytes,
+            io_timeout: config.io_timeout,
+            error_body: config.error_body,
+        });
+        let serving = connections.clone();
+        server.set_connection_handler(move |raw| serving.serve(raw));
         let server = Arc::new(server);
-        let stopping = Arc::new(AtomicBool::new(false));
         let alarm = Alarm::new();
-        let mut workers = Vec::with_capacity(config.threads);
-        for i in 0..config.threads.max(1) {
-            let worker = Worker {
-                server: server.clone(),
-                handler: handler.clone(),
-                stopping: stopping.clone(),
-                alarm: alarm.clone(),
-                max_body_bytes: config.max_body_bytes,
-                io_timeout: config.io_timeout,
-                error_body: config.error_body,
-            };
-            let handle = std::thread::Builder::new()
-                .name(format!("http-{i}"))
-                .spawn(move || worker.run())
-                .map_err(ServerError::Thread)?;
-            workers.push(handle);
-        }
+        let accept_watch = spawn_accept_watch(server.clone(), connections.clone(), alarm.clone())?;
         let watchdog_stop = Shutdown::new();
         let watchdog = watchdog::spawn(
             addr,
@@ -147,8 +168,8 @@ impl HttpServer {
         .map_err(ServerError::Thread)?;
         Ok(HttpServer {
             server,
-            workers,
-            stopping,
+            connections,
+            accept_watch,
             addr,
             alarm,
             watchdog_stop,
@@ -160,25 +181,52 @@ impl HttpServer {
         self.addr
     }
 
-    /// Stops taking requests, lets the workers answer what is already queued, joins them and
-    /// closes the listener.
+    /// Stops taking requests (those that arrive now get a `503`), waits for the handlers
+    /// running to finish, and closes the listener.
     pub fn stop(self) {
         self.watchdog_stop.trigger();
         self.alarm.raise("stopping");
         if self.watchdog.join().is_err() {
             log::error!("the HTTP watchdog thread panicked");
         }
-        self.stopping.store(true, Ordering::Release);
-        for _ in &self.workers {
-            self.server.unblock();
+        self.connections.stopping.store(true, Ordering::Release);
+        self.server.unblock();
+        if self.accept_watch.join().is_err() {
+            log::error!("the HTTP accept watch thread panicked");
         }
-        for worker in self.workers {
-            if worker.join().is_err() {
-                log::error!("an HTTP worker thread panicked outside a handler");
-            }
-        }
+        self.connections.permits.wait_idle();
+        self.connections
+            .handler
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         // Dropping the last `Arc<Server>` closes the listening socket.
     }
+}
+
+/// The thread that hears from tiny_http's accept loop: it hands out an error through `recv`
+/// only when the loop died. Requests never come this way (the connection handler takes them).
+fn spawn_accept_watch(
+    server: Arc<tiny_http::Server>,
+    connections: Arc<Connections>,
+    alarm: Alarm,
+) -> Result<JoinHandle<()>, ServerError> {
+    std::thread::Builder::new()
+        .name("http-accept-watch".into())
+        .spawn(move || {
+            while !connections.stopping.load(Ordering::Acquire) {
+                match server.recv_timeout(Duration::from_millis(200)) {
+                    Ok(Some(request)) => connections.serve(request),
+                    Ok(None) => {}
+                    Err(e) => {
+                        log::error!("tiny_http's accept loop stopped: {e}");
+                        alarm.raise(format!("tiny_http's accept loop stopped: {e}"));
+                        return;
+                    }
+                }
+            }
+        })
+        .map_err(ServerError::Thread)
 }
 
 /// A `Content-Type` header; `application/octet-stream` if `value` is not a valid header value.
@@ -225,48 +273,80 @@ fn listen(config: &ServerConfig) -> Result<TcpListener, ServerError> {
     Ok(socket.into())
 }
 
-struct Worker {
-    server: Arc<tiny_http::Server>,
-    handler: Arc<Handler>,
-    stopping: Arc<AtomicBool>,
-    alarm: Alarm,
+/// What every connection's thread shares.
+struct Connections {
+    /// Taken out at stop: connection threads outlive the server (until their client leaves),
+    /// and what the handler holds (the outbox's sender) must not.
+    handler: RwLock<Option<Arc<Handler>>>,
+    permits: Permits,
+    answers: AnswerBudget,
+    stopping: AtomicBool,
     max_body_bytes: usize,
     io_timeout: Duration,
     error_body: ErrorBody,
 }
 
-impl Worker {
-    fn run(self) {
-        loop {
-            match self.server.recv_timeout(Duration::from_millis(200)) {
-                Ok(Some(request)) => self.serve(request),
-                // Queue empty: only now may a stopping worker leave, so queued requests are
-                // still answered.
-                Ok(None) if self.stopping.load(Ordering::Acquire) => break,
-                Ok(None) => {}
-                // tiny_http hands out an error only when its accept loop died on it.
-                Err(e) => {
-                    log::error!("tiny_http's accept loop stopped: {e}");
-                    self.alarm
-                        .raise(format!("tiny_http's accept loop stopped: {e}"));
-                }
-            }
-        }
-    }
-
+impl Connections {
+    /// Serves one request on its connection's thread: body, handler, answer.
     fn serve(&self, mut raw: tiny_http::Request) {
         let started = Instant::now();
-        let headers = raw
+        let method = raw.method().to_string();
+        let url = raw.url().to_owned();
+        let response = if self.stopping.load(Ordering::Acquire) {
+            self.filled(Response::failure(503).with_header("Retry-After", "1"))
+        } else {
+            self.answer(&mut raw, &method, &url, started)
+        };
+        let status = response.status;
+        let response = self.budgeted(response);
+        if let Err(e) = raw.respond(to_tiny(response, self.io_timeout)) {
+            log::debug!("could not write the response to {method} {url}: {e}");
+        }
+        log::debug!(
+            "{method} {url} -> {status} in {:.3} ms",
+            started.elapsed().as_secs_f64() * 1e3
+        );
+    }
+
+    /// Reads the body (no permit held: a slow client waits alone), then runs the handler
+    /// under a permit.
+    fn answer(
+        &self,
+        raw: &mut tiny_http::Request,
+        method: &str,
+        url: &str,
+        started: Instant,
+    ) -> Response {
+        let headers: Vec<(String, String)> = raw
             .headers()
             .iter()
             .map(|h| (h.field.to_string(), h.value.to_string()))
             .collect();
-        let method = raw.method().to_string();
-        let url = raw.url().to_owned();
-        let mut request =
-            Request::new(&method, &url, headers, raw.as_reader(), self.max_body_bytes);
-        request.body_deadline = Some(started + self.io_timeout);
-        let response = match catch_unwind(AssertUnwindSafe(|| (self.handler)(&mut request))) {
+        let declared = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("Content-Length"))
+            .and_then(|(_, v)| v.trim().parse::<u64>().ok());
+        let mut body = if declared.is_some_and(|n| n > self.max_body_bytes as u64) {
+            // Refused by `Request::body` from the declared length, without reading.
+            Prefetched::default()
+        } else {
+            Prefetched::read(
+                raw.as_reader(),
+                self.max_body_bytes,
+                started + self.io_timeout,
+            )
+        };
+        let mut request = Request::new(method, url, headers, &mut body, self.max_body_bytes);
+        let permit = self.permits.acquire();
+        let handler = self
+            .handler
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let Some(handler) = handler else {
+            return self.filled(Response::failure(503).with_header("Retry-After", "1"));
+        };
+        let response = match catch_unwind(AssertUnwindSafe(|| handler(&mut request))) {
             Ok(response) => response,
             Err(panic) => {
                 let what = panic
@@ -278,24 +358,206 @@ impl Worker {
                 Response::failure(500)
             }
         };
-        let response = if response.status >= 500 && response.body.is_empty() {
-            let (body, content_type) = (self.error_body)(response.status, "Internal Server Error");
-            Response::raw(response.status, content_type, body.into())
+        drop(permit);
+        self.filled(response)
+    }
+
+    /// A `5xx` without a body gets the server's error body.
+    fn filled(&self, response: Response) -> Response {
+        if response.status >= 500 && response.body.is_empty() {
+            let reason = if response.status == 503 {
+                "the server is busy or stopping, retry later"
+            } else {
+                "Internal Server Error"
+            };
+            let (body, content_type) = (self.error_body)(response.status, reason);
+            let headers = response.headers;
+            Response {
+                headers,
+                ..Response::raw(response.status, content_type, body.into())
+            }
         } else {
             response
-        };
-        let status = response.status;
-        if let Err(e) = raw.respond(to_tiny(response)) {
-            log::debug!("could not write the response to {method} {url}: {e}");
         }
-        log::debug!(
-            "{method} {url} -> {status} in {:.3} ms",
-            started.elapsed().as_secs_f64() * 1e3
-        );
+    }
+
+    /// A large answer takes its size from the budget of answers in flight, or is replaced by
+    /// a `503`.
+    fn budgeted(&self, response: Response) -> Budgeted {
+        if response.body.len() <= SMALL_ANSWER_BYTES {
+            return Budgeted(response, None);
+        }
+        match self.answers.take(response.body.len()) {
+            Some(permit) => Budgeted(response, Some(permit)),
+            None => {
+                log::warn!(
+                    "{} bytes of answers are being written: a {}-byte answer was replaced by 503",
+                    ANSWER_BYTES_IN_FLIGHT,
+                    response.body.len()
+                );
+                let busy = Response::failure(503).with_header("Retry-After", "1");
+                Budgeted(self.filled(busy), None)
+            }
+        }
     }
 }
 
-fn to_tiny(response: Response) -> tiny_http::Response<io::Cursor<Cow<'static, [u8]>>> {
+/// An answer and, if it is large, its share of the answer budget (released when the answer
+/// has been written or abandoned, with its body).
+struct Budgeted(Response, Option<AnswerPermit>);
+
+/// A request body read ahead of the handler: its bytes (at most one past the limit), then the
+/// error that ended the read early, if one did.
+#[derive(Default)]
+struct Prefetched {
+    bytes: io::Cursor<Vec<u8>>,
+    error: Option<io::Error>,
+}
+
+impl Prefetched {
+    /// Reads `body` until its end, `limit + 1` bytes or `deadline` (the socket's read timeout
+    /// bounds only the gap between two reads, so a trickled body needs a deadline of its own).
+    fn read(body: &mut dyn Read, limit: usize, deadline: Instant) -> Prefetched {
+        let mut bytes = Vec::new();
+        let mut limited = body.take(limit as u64 + 1);
+        let mut chunk = [0u8; 8 * 1024];
+        let error = loop {
+            match limited.read(&mut chunk) {
+                Ok(0) => break None,
+                Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => break Some(e),
+            }
+            if Instant::now() > deadline {
+                break Some(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the body arrived too slowly (HTTP_IDLE_TIMEOUT_SECS)",
+                ));
+            }
+        };
+        Prefetched {
+            bytes: io::Cursor::new(bytes),
+            error,
+        }
+    }
+}
+
+impl Read for Prefetched {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.bytes.read(buf)? {
+            0 => self.error.take().map_or(Ok(0), Err),
+            n => Ok(n),
+        }
+    }
+}
+
+/// At most `n` handlers at once.
+struct Permits {
+    free: Mutex<usize>,
+    changed: Condvar,
+    all: usize,
+}
+
+/// One running handler; dropping it frees the permit.
+struct Permit<'a>(&'a Permits);
+
+impl Permits {
+    fn new(n: usize) -> Permits {
+        Permits {
+            free: Mutex::new(n),
+            changed: Condvar::new(),
+            all: n,
+        }
+    }
+
+    fn acquire(&self) -> Permit<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            free = self.changed.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= 1;
+        Permit(self)
+    }
+
+    /// Waits until no handler runs.
+    fn wait_idle(&self) {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free < self.all {
+            free = self.changed.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.0.changed.notify_all();
+    }
+}
+
+/// The bytes of large answers being written, bounded.
+#[derive(Clone)]
+struct AnswerBudget {
+    in_flight: Arc<AtomicUsize>,
+    limit: usize,
+}
+
+/// `bytes` of the budget, given back when dropped.
+struct AnswerPermit {
+    in_flight: Arc<AtomicUsize>,
+    bytes: usize,
+}
+
+impl AnswerBudget {
+    fn new(limit: usize) -> AnswerBudget {
+        AnswerBudget {
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            limit,
+        }
+    }
+
+    /// `bytes` of the budget, if they fit (or nothing else is in flight).
+    fn take(&self, bytes: usize) -> Option<AnswerPermit> {
+        self.in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+                (now == 0 || now.saturating_add(bytes) <= self.limit).then(|| now + bytes)
+            })
+            .ok()?;
+        Some(AnswerPermit {
+            in_flight: self.in_flight.clone(),
+            bytes,
+        })
+    }
+}
+
+impl Drop for AnswerPermit {
+    fn drop(&mut self) {
+        self.in_flight.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+/// An answer's body that fails once its deadline passed, which makes tiny_http cut the answer
+/// and close the connection; it holds the answer's budget permit until dropped.
+struct AnswerBody {
+    bytes: io::Cursor<Cow<'static, [u8]>>,
+    deadline: Instant,
+    _permit: Option<AnswerPermit>,
+}
+
+impl Read for AnswerBody {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if Instant::now() > self.deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client read the answer too slowly",
+            ));
+        }
+        self.bytes.read(buf)
+    }
+}
+
+fn to_tiny(answer: Budgeted, io_timeout: Duration) -> tiny_http::Response<AnswerBody> {
+    let Budgeted(response, permit) = answer;
     let Response {
         status,
         content_type,
@@ -303,10 +565,17 @@ fn to_tiny(response: Response) -> tiny_http::Response<io::Cursor<Cow<'static, [u
         body,
     } = response;
     let length = body.len();
+    let deadline =
+        Instant::now() + io_timeout + Duration::from_secs(length as u64 / MIN_ANSWER_BYTES_PER_SEC);
+    let body = AnswerBody {
+        bytes: io::Cursor::new(body),
+        deadline,
+        _permit: permit,
+    };
     let mut out = tiny_http::Response::new(
         tiny_http::StatusCode(status),
         Vec::with_capacity(headers.len() + 1),
-        io::Cursor::new(body),
+        body,
         Some(length),
         None,
     );

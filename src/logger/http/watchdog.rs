@@ -1,16 +1,16 @@
 //! Notices that tiny_http's accept loop has died, so that the service exits non-zero and its
 //! supervisor restarts it, instead of serving nothing while looking alive.
 //!
-//! tiny_http 0.12 runs `accept()` on one thread and stops for good on the first error (`EMFILE`
-//! when file descriptors run out), handing the error to whichever worker calls `recv` next; and
-//! if it cannot spawn a connection thread, that accept thread panics without telling anyone.
-//! Two signals cover both:
-//! - a worker that receives an error from `recv` raises the [`Alarm`] at once (that error comes
-//!   only from the accept loop);
+//! The fork's accept loop survives transient errors and running out of descriptors (it pauses
+//! and retries), and a thread it cannot start closes one connection; it ends only on another
+//! error, which it hands to `recv`. Two signals cover what remains:
+//! - the server's accept watch thread, which receives that error from `recv`, raises the
+//!   [`Alarm`] at once;
 //! - a watchdog thread connects to the server every [`PROBE_INTERVAL`] and sends a request line
-//!   that tiny_http itself rejects with `400` on the connection thread, so the probe needs a
-//!   working accept loop but no free worker: a server busy with slow handlers is not mistaken
-//!   for a dead one. [`FAILED_PROBES`] failures in a row raise the alarm.
+//!   that tiny_http itself rejects with `400` on the connection's thread, so the probe needs a
+//!   working accept loop but no free handler: a server busy with slow handlers is not mistaken
+//!   for a dead one (at the connection limit the probe gets the `503`, an answer too).
+//!   [`FAILED_PROBES`] failures in a row raise the alarm.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};

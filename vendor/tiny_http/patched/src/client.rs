@@ -96,6 +96,12 @@ impl ClientConnection {
         self.secure
     }
 
+    /// PATCHED (fix 19): the flag that says the stream is out of step (a body abandoned
+    /// unread, an answer not written whole): no request may be read from it any more.
+    pub(crate) fn out_of_step(&self) -> &std::sync::Arc<std::sync::atomic::AtomicBool> {
+        &self.abandoned
+    }
+
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {

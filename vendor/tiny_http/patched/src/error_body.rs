@@ -33,17 +33,25 @@ impl ErrorBodies {
             .unwrap_or_else(|| Response::from_string(text).with_status_code(code))
     }
 
+    /// PATCHED (fix 21): the hook's body and `Content-Type` for `code`, or upstream's (empty,
+    /// no type), for an answer written without a `Response`.
+    pub(crate) fn body(&self, code: u16, reason: &str) -> (Vec<u8>, Option<Header>) {
+        match self.hook.read().unwrap_or_else(|e| e.into_inner()).clone() {
+            Some(hook) => {
+                let (body, content_type) = hook(StatusCode(code), reason);
+                (body, Some(content_type))
+            }
+            None => (Vec::new(), None),
+        }
+    }
+
     fn hooked(&self, code: u16, reason: &str) -> Option<Response<Cursor<Vec<u8>>>> {
-        let hook = self
-            .hook
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()?;
-        let (body, content_type) = hook(StatusCode(code), reason);
+        // PATCHED (fix 21): through `body`
+        let (body, content_type) = self.body(code, reason);
         Some(
             Response::from_data(body)
                 .with_status_code(code)
-                .with_header(content_type),
+                .with_header(content_type?),
         )
     }
 }

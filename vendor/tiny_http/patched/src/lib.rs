@@ -109,6 +109,7 @@ use std::time::Duration;
 use client::ClientConnection;
 use connection::Connection;
 use error_body::ErrorBodies; // PATCHED
+use tuning::Tuning; // PATCHED
 use util::MessagesQueue;
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
@@ -116,6 +117,7 @@ pub use connection::{ConfigListenAddr, ListenAddr, Listener};
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
+pub use tuning::ConnectionHandler; // PATCHED
 
 mod client;
 mod common;
@@ -127,6 +129,7 @@ mod request;
 mod response;
 mod ssl;
 mod test;
+mod tuning; // PATCHED
 mod util;
 
 /// The main class of this library.
@@ -147,6 +150,8 @@ pub struct Server {
 
     // PATCHED: the body of the answers given without a handler (`set_error_body`)
     error_bodies: ErrorBodies,
+    // PATCHED: what the application tunes about connections (fix 18)
+    tuning: Tuning,
 }
 
 enum Message {
@@ -175,8 +180,10 @@ impl From<Request> for Message {
 /// - `ConnectionAborted` (`ECONNABORTED`): a client gave up while its connection was still in
 ///   the listen queue (tiny-http/tiny-http#283).
 ///
-/// Every other error (`EMFILE`, `ENFILE`, `ENOBUFS`, `EBADF`, ...) still ends the loop, as
-/// upstream: the server then reports it through `recv()` / `incoming_requests()`.
+/// PATCHED (fix 22): running out of a resource (`EMFILE`, `ENFILE`, ...) is not transient in
+/// this sense but does not end the loop either: see [`accept_error_is_exhaustion`]. Every
+/// other error (`EBADF`, `EINVAL`, ...) still ends the loop, as upstream: the server then
+/// reports it through `recv()` / `incoming_requests()`.
 fn accept_error_is_transient(error: &IoError) -> bool {
     matches!(
         error.kind(),
@@ -185,6 +192,94 @@ fn accept_error_is_transient(error: &IoError) -> bool {
             | IoErrorKind::Interrupted
             | IoErrorKind::ConnectionAborted
     )
+}
+
+/// PATCHED (see PATCHES.md, fix 22): whether `accept()` failed because the process or the
+/// system ran out of descriptors (`EMFILE`, `ENFILE`: 24 and 23 on Linux, the BSDs and
+/// macOS), kernel buffers (`ENOBUFS`) or memory. The client stays in the listen queue, and
+/// `accept()` works again once a connection closes: the loop waits, then tries again.
+fn accept_error_is_exhaustion(error: &IoError) -> bool {
+    let enobufs = if cfg!(target_os = "linux") { 105 } else { 55 };
+    matches!(error.raw_os_error(), Some(23) | Some(24))
+        || error.raw_os_error() == Some(enobufs)
+        || error.kind() == IoErrorKind::OutOfMemory
+}
+
+/// PATCHED (fix 22): the pauses of the accept loop while `accept()` runs out of a resource:
+/// from 10 ms, doubling up to 1 s, back to 10 ms after a success; a warning at most every 10 s,
+/// so that a long shortage neither spins nor floods the log.
+struct AcceptBackoff {
+    pause: Duration,
+    failures: u64,
+    last_warning: Option<std::time::Instant>,
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(10);
+    const LONGEST: Duration = Duration::from_secs(1);
+    const WARNING_INTERVAL: Duration = Duration::from_secs(10);
+
+    fn new() -> AcceptBackoff {
+        AcceptBackoff {
+            pause: Self::FIRST,
+            failures: 0,
+            last_warning: None,
+        }
+    }
+
+    /// Logs (now and then) and returns how long to wait before the next `accept()`.
+    fn failed(&mut self, error: &IoError) -> Duration {
+        self.failures += 1;
+        if self
+            .last_warning
+            .map_or(true, |at| at.elapsed() >= Self::WARNING_INTERVAL)
+        {
+            self.last_warning = Some(std::time::Instant::now());
+            log::warn!(
+                "accept() failed ({}), {} times since the last success; retrying: clients wait in the listen queue",
+                error,
+                self.failures
+            );
+        }
+        let pause = self.pause;
+        self.pause = (self.pause * 2).min(Self::LONGEST);
+        pause
+    }
+
+    fn succeeded(&mut self) {
+        self.pause = Self::FIRST;
+        self.failures = 0;
+    }
+}
+
+// PATCHED (fix 22)
+#[cfg(test)]
+mod accept_backoff_tests {
+    use super::{accept_error_is_exhaustion, AcceptBackoff};
+    use std::io::{Error, ErrorKind};
+    use std::time::Duration;
+
+    #[test]
+    fn running_out_of_descriptors_or_memory_is_exhaustion() {
+        for code in [23, 24] {
+            assert!(accept_error_is_exhaustion(&Error::from_raw_os_error(code)));
+        }
+        assert!(accept_error_is_exhaustion(&Error::from(ErrorKind::OutOfMemory)));
+        assert!(!accept_error_is_exhaustion(&Error::from(ErrorKind::InvalidInput)));
+        // EBADF: the listener itself is gone.
+        assert!(!accept_error_is_exhaustion(&Error::from_raw_os_error(9)));
+    }
+
+    #[test]
+    fn pauses_double_up_to_a_second_and_start_again_after_a_success() {
+        let mut backoff = AcceptBackoff::new();
+        let emfile = Error::from_raw_os_error(24);
+        let pauses: Vec<Duration> = (0..9).map(|_| backoff.failed(&emfile)).collect();
+        let ms: Vec<u128> = pauses.iter().map(|p| p.as_millis()).collect();
+        assert_eq!(ms, [10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+        backoff.succeeded();
+        assert_eq!(backoff.failed(&emfile), Duration::from_millis(10));
+    }
 }
 
 // PATCHED (fix 7)
@@ -216,6 +311,63 @@ mod accept_error_tests {
             ErrorKind::PermissionDenied,
         ] {
             assert!(!accept_error_is_transient(&Error::from(kind)), "{:?}", kind);
+        }
+    }
+}
+
+/// PATCHED (see PATCHES.md, fix 21): answers a connection beyond the limit with a `503` and
+/// closes it. The socket is new, so the short answer fits its send buffer and never blocks;
+/// what the client already sent is read first (without waiting), since closing a socket with
+/// unread data resets the connection, and a reset can make the client lose the answer.
+fn refuse_connection(mut sock: Connection, error_bodies: &ErrorBodies) {
+    use std::io::{Read, Write};
+    // Written by hand: `Response` drops a `Connection` header its user sets.
+    let (body, content_type) = error_bodies.body(503, "too many connections, retry later");
+    let content_type = content_type
+        .map(|h| format!("{}: {}\r\n", h.field, h.value))
+        .unwrap_or_default();
+    let mut answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\n{}Content-Length: {}\r\n\r\n",
+        content_type,
+        body.len()
+    )
+    .into_bytes();
+    answer.extend_from_slice(&body);
+    let _ = sock.write_all(&answer);
+    let _ = sock.shutdown(Shutdown::Write);
+    if sock.set_nonblocking(true).is_ok() {
+        let mut sink = [0u8; 4096];
+        let _ = sock.read(&mut sink);
+    }
+}
+
+/// PATCHED (see PATCHES.md, fix 18): reads the requests of one connection. With a connection
+/// handler, each runs on this thread and the next is read only once it is answered; without
+/// one, as upstream: requests go to the queue, HTTPS ones one at a time (to avoid a deadlock).
+///
+/// PATCHED (fix 19): once the stream is out of step (an answer not written whole, a body
+/// abandoned), the connection closes at once rather than waiting for a next request.
+fn serve_connection(
+    mut client: ClientConnection,
+    messages: &MessagesQueue<Message>,
+    tuning: &Tuning,
+) {
+    let (sender, receiver) = mpsc::channel();
+    let secure = client.secure();
+    let out_of_step = client.out_of_step().clone();
+    while let Some(rq) = client.next() {
+        let rq = rq.with_out_of_step_flag(out_of_step.clone());
+        match tuning.handler() {
+            Some(handler) => handler(rq.with_notify_sender(sender.clone())),
+            None if secure => messages.push(rq.with_notify_sender(sender.clone()).into()),
+            None => {
+                messages.push(rq.into());
+                continue;
+            }
+        }
+        // `sender` is alive here, so this waits for the answer and never fails.
+        if receiver.recv().is_err() || out_of_step.load(std::sync::atomic::Ordering::Acquire) {
+            break;
         }
     }
 }
@@ -349,17 +501,37 @@ impl Server {
         let inside_messages = messages.clone();
         let error_bodies = ErrorBodies::default(); // PATCHED
         let inside_error_bodies = error_bodies.clone(); // PATCHED
+        let tuning = Tuning::default(); // PATCHED
+        let inside_tuning = tuning.clone(); // PATCHED
         thread::spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
-            let tasks_pool = util::TaskPool::new();
+            let tasks_pool = util::TaskPool::new(inside_tuning.clone()); // PATCHED
 
             log::debug!("Running accept thread");
+            let mut backoff = AcceptBackoff::new(); // PATCHED (fix 22)
             while !inside_close_trigger.load(Relaxed) {
-                let new_client = match server.accept() {
+                let accepted = server.accept(); // PATCHED (fix 22)
+                if accepted.is_ok() {
+                    backoff.succeeded();
+                }
+                let new_client = match accepted {
+                    // PATCHED (fix 21): beyond the connection limit, a quick 503 and close.
+                    Ok((sock, _)) if inside_tuning.at_connection_limit() => {
+                        refuse_connection(sock, &inside_error_bodies);
+                        continue;
+                    }
                     Ok((sock, _)) => {
                         use util::RefinedTcpStream;
-                        let (read_closable, write_closable) = match ssl {
-                            None => RefinedTcpStream::new(sock),
+                        let streams = match ssl {
+                            // PATCHED (fix 22): a client accepted without a second descriptor
+                            // for its socket is told to come back (503), then closed.
+                            None => match sock.try_clone() {
+                                Ok(dup) => Ok(RefinedTcpStream::pair(dup.into(), sock.into())),
+                                Err(e) => {
+                                    refuse_connection(sock, &inside_error_bodies);
+                                    Err(e)
+                                }
+                            },
                             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
                             Some(ref ssl) => {
                                 // trying to apply SSL over the connection
@@ -374,6 +546,15 @@ impl Server {
                             #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
                             Some(ref _ssl) => unreachable!(),
                         };
+                        // PATCHED (fix 22): no descriptor to duplicate the socket: the loop
+                        // pauses as for `EMFILE`.
+                        let (read_closable, write_closable) = match streams {
+                            Ok(streams) => streams,
+                            Err(e) => {
+                                thread::sleep(backoff.failed(&e));
+                                continue;
+                            }
+                        };
 
                         // PATCHED: with the server's `error_bodies`
                         Ok(ClientConnection::new(
@@ -384,6 +565,11 @@ impl Server {
                     }
                     // PATCHED: a transient error concerns one connection, or none: keep accepting.
                     Err(e) if accept_error_is_transient(&e) => continue,
+                    // PATCHED (fix 22): out of descriptors or memory: wait, then try again.
+                    Err(e) if accept_error_is_exhaustion(&e) => {
+                        thread::sleep(backoff.failed(&e));
+                        continue;
+                    }
                     Err(e) => Err(e),
                 };
 
@@ -391,20 +577,13 @@ impl Server {
                     Ok(client) => {
                         let messages = inside_messages.clone();
                         let mut client = Some(client);
+                        let tuning = inside_tuning.clone(); // PATCHED
+                        // PATCHED (fix 21): counted open until the task ends or is dropped
+                        let open = inside_tuning.open_connection();
                         tasks_pool.spawn(Box::new(move || {
+                            let _open = &open; // PATCHED: moved into the task
                             if let Some(client) = client.take() {
-                                // Synchronization is needed for HTTPS requests to avoid a deadlock
-                                if client.secure() {
-                                    let (sender, receiver) = mpsc::channel();
-                                    for rq in client {
-                                        messages.push(rq.with_notify_sender(sender.clone()).into());
-                                        receiver.recv().unwrap();
-                                    }
-                                } else {
-                                    for rq in client {
-                                        messages.push(rq.into());
-                                    }
-                                }
+                                serve_connection(client, &messages, &tuning); // PATCHED
                             }
                         }));
                     }
@@ -425,7 +604,32 @@ impl Server {
             close: close_trigger,
             listening_addr: local_addr,
             error_bodies, // PATCHED
+            tuning,       // PATCHED
         })
+    }
+
+    /// PATCHED (see PATCHES.md, fix 18): from now on, every request is given to `handler` on
+    /// its connection's own thread instead of the queue that `recv` and `incoming_requests`
+    /// read, and a connection's next request is read only once the previous one is answered
+    /// (or dropped). So requests on one connection run one at a time and in order, a connection
+    /// holds at most one request, and a slow client holds only its own connection's thread.
+    /// Different connections still run in parallel, one thread each: an application that wants
+    /// to bound how many handlers run at once does so inside `handler`.
+    ///
+    /// `handler` should answer the request before it returns; if it passes the request to
+    /// another thread, the connection waits until that thread answers or drops it.
+    pub fn set_connection_handler<F>(&self, handler: F)
+    where
+        F: Fn(Request) + Send + Sync + 'static,
+    {
+        self.tuning.set_handler(Arc::new(handler));
+    }
+
+    /// PATCHED (see PATCHES.md, fix 20): the stack size, in bytes, of the connection threads
+    /// started from now on (Rust's default, 2 MiB, until set). Each open connection has its
+    /// thread, and with [`Server::set_connection_handler`] the handler runs on it.
+    pub fn set_connection_stack_size(&self, bytes: usize) {
+        self.tuning.set_stack_size(bytes);
     }
 
     /// PATCHED (see PATCHES.md, fix 4): sets the body of the answers that tiny_http gives by
@@ -460,9 +664,20 @@ impl Server {
     }
 
     /// Returns the number of clients currently connected to the server.
+    ///
+    /// PATCHED (fix 21): implemented (upstream's was `unimplemented!()`): the connections
+    /// accepted and not yet closed, those refused by the limit not counted.
     pub fn num_connections(&self) -> usize {
-        unimplemented!()
-        //self.requests_receiver.lock().len()
+        self.tuning.open_connections()
+    }
+
+    /// PATCHED (see PATCHES.md, fix 21): at most `max` connections open at once (0, the
+    /// default: no limit). A connection accepted beyond it is answered at once, from the
+    /// accept thread, `503 Service Unavailable` with `Connection: close`, `Retry-After: 1`
+    /// and the body of [`Server::set_error_body`], and closed: it costs neither a thread nor
+    /// a descriptor for longer than that.
+    pub fn set_max_connections(&self, max: usize) {
+        self.tuning.set_max_connections(max);
     }
 
     /// Blocks until an HTTP request has been submitted and returns it.

@@ -1,5 +1,5 @@
 use std::io::Error as IoError;
-use std::io::{self, Cursor, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read, Write}; // PATCHED: no Cursor (fix 23)
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -82,6 +82,9 @@ pub struct Request {
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
 
+    // PATCHED: set when an answer could not be written whole (fix 19): the connection closes
+    out_of_step: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+
     // PATCHED: the body of the answer given if the request is dropped unanswered (fix 9)
     error_bodies: ErrorBodies,
 
@@ -155,7 +158,7 @@ pub(crate) fn new_request<R, W>(
     version: HTTPVersion,
     headers: Vec<Header>,
     remote_addr: Option<SocketAddr>,
-    mut source_data: R,
+    source_data: R, // PATCHED: not read here any more (fix 23)
     writer: W,
     // PATCHED: the connection's flag, set when an unread body is abandoned (fix 1)
     abandoned: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -216,27 +219,11 @@ where
     } else if let Some(content_length) = content_length {
         if content_length == 0 {
             Box::new(io::empty()) as Box<dyn Read + Send + 'static>
-        } else if content_length <= 1024 && !expects_continue {
-            // if the content-length is small enough, we just read everything into a buffer
-
-            let mut buffer = vec![0; content_length];
-            let mut offset = 0;
-
-            while offset != content_length {
-                let read = source_data.read(&mut buffer[offset..])?;
-                if read == 0 {
-                    // the socket returned EOF, but we were before the expected content-length
-                    // aborting
-                    let info = "Connection has been closed before we received enough data";
-                    let err = IoError::new(ErrorKind::ConnectionAborted, info);
-                    return Err(RequestCreationError::CreationIoError(err));
-                }
-
-                offset += read;
-            }
-
-            Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
         } else {
+            // PATCHED (fix 23): upstream read a body of 1024 bytes or less before this, on the
+            // connection's thread, before the request was handed out, with no bound on its time
+            // (the socket's read timeout bounds each read, and one byte every few seconds never
+            // trips it). It is now read like a larger one, by whoever handles the request.
             // PATCHED: the reader may abandon the body and mark the connection (fix 1)
             let (data_reader, _) = EqualReader::new(source_data, content_length, abandoned); // TODO:
             Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
@@ -266,9 +253,10 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
-        error_bodies,     // PATCHED
-        close_connection, // PATCHED
-        upgrade_source,   // PATCHED
+        out_of_step: None, // PATCHED (fix 19)
+        error_bodies,      // PATCHED
+        close_connection,  // PATCHED
+        upgrade_source,    // PATCHED
     })
 }
 
@@ -493,15 +481,24 @@ impl Request {
 
         let do_not_send_body = self.method == Method::Head;
 
-        Self::ignore_client_closing_errors(response.raw_print(
-            writer.by_ref(),
-            self.http_version.clone(),
-            &self.headers,
-            do_not_send_body,
-            None,
-        ))?;
-
-        Self::ignore_client_closing_errors(writer.flush())
+        // PATCHED (fix 19): an answer cut short (the client went away, a write timed out, the
+        // body's reader failed) leaves the client unable to tell where the next one starts:
+        // the connection is closed instead of reading its next request.
+        let written = response
+            .raw_print(
+                writer.by_ref(),
+                self.http_version.clone(),
+                &self.headers,
+                do_not_send_body,
+                None,
+            )
+            .and_then(|()| writer.flush());
+        if written.is_err() {
+            if let Some(flag) = &self.out_of_step {
+                flag.store(true, std::sync::atomic::Ordering::Release);
+            }
+        }
+        Self::ignore_client_closing_errors(written)
     }
 
     fn ignore_client_closing_errors(result: io::Result<()>) -> io::Result<()> {
@@ -516,6 +513,15 @@ impl Request {
 
     pub(crate) fn with_notify_sender(mut self, sender: Sender<()>) -> Self {
         self.notify_when_responded = Some(sender);
+        self
+    }
+
+    /// PATCHED (fix 19): the flag to set when this request's answer is not written whole.
+    pub(crate) fn with_out_of_step_flag(
+        mut self,
+        flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> Self {
+        self.out_of_step = Some(flag);
         self
     }
 }

@@ -12,12 +12,16 @@ pub(crate) enum Stream {
     Https(SslStream),
 }
 
-impl Clone for Stream {
-    fn clone(&self) -> Self {
+// PATCHED (fix 22): upstream's `Clone` unwrapped `try_clone`, which fails (`EMFILE`) when the
+// process is out of descriptors: the panic killed the accept thread. (Plain connections are
+// duplicated by the accept loop itself, which answers a 503 when it cannot.)
+#[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+impl Stream {
+    fn try_clone(&self) -> IoResult<Self> {
         match self {
-            Stream::Http(tcp_stream) => Stream::Http(tcp_stream.try_clone().unwrap()),
+            Stream::Http(tcp_stream) => tcp_stream.try_clone().map(Stream::Http),
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-            Stream::Https(ssl_stream) => Stream::Https(ssl_stream.clone()),
+            Stream::Https(ssl_stream) => Ok(Stream::Https(ssl_stream.clone())),
         }
     }
 }
@@ -89,13 +93,19 @@ pub struct RefinedTcpStream {
 }
 
 impl RefinedTcpStream {
-    pub(crate) fn new<S>(stream: S) -> (RefinedTcpStream, RefinedTcpStream)
+    // PATCHED (fix 22): fails, rather than panics, when the stream cannot be duplicated
+    #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+    pub(crate) fn new<S>(stream: S) -> IoResult<(RefinedTcpStream, RefinedTcpStream)>
     where
         S: Into<Stream>,
     {
         let stream: Stream = stream.into();
+        let read = stream.try_clone()?; // PATCHED
+        Ok(Self::pair(read, stream))
+    }
 
-        let (read, write) = (stream.clone(), stream);
+    /// PATCHED (fix 22): the reading and the writing half, from a stream and its duplicate.
+    pub(crate) fn pair(read: Stream, write: Stream) -> (RefinedTcpStream, RefinedTcpStream) {
 
         let read = RefinedTcpStream {
             stream: read,

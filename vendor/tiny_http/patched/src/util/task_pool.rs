@@ -2,7 +2,9 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant}; // PATCHED
+
+use crate::tuning::Tuning; // PATCHED
 
 /// Manages a collection of threads.
 ///
@@ -24,7 +26,15 @@ struct Sharing {
 
     // number of idle worker threads
     waiting_tasks: AtomicUsize,
+
+    // PATCHED (fix 20): the stack of each thread (the server's setting), and when a failure
+    // to start one was last logged
+    tuning: Tuning,
+    last_spawn_warning: Mutex<Option<Instant>>,
 }
+
+/// PATCHED (fix 20): failures to start a thread are logged at most this often.
+const SPAWN_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Minimum number of active threads.
 static MIN_THREADS: usize = 4;
@@ -47,13 +57,16 @@ impl<'a> Drop for Registration<'a> {
 }
 
 impl TaskPool {
-    pub fn new() -> TaskPool {
+    // PATCHED (fix 20): threads get the stack that `tuning` says when they start
+    pub(crate) fn new(tuning: Tuning) -> TaskPool {
         let pool = TaskPool {
             sharing: Arc::new(Sharing {
                 todo: Mutex::new(VecDeque::new()),
                 condvar: Condvar::new(),
                 active_tasks: AtomicUsize::new(0),
                 waiting_tasks: AtomicUsize::new(0),
+                tuning,                               // PATCHED
+                last_spawn_warning: Mutex::new(None), // PATCHED
             }),
         };
 
@@ -84,7 +97,16 @@ impl TaskPool {
     fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) {
         let sharing = self.sharing.clone();
 
-        thread::spawn(move || {
+        // PATCHED (fix 20): upstream's `thread::spawn` panicked when no thread could be
+        // started (out of memory or of the process's thread limit), which killed the accept
+        // thread that calls this: the server went deaf for good. Now the task (a connection)
+        // is dropped, which closes it, and the failure is logged.
+        let mut builder = thread::Builder::new();
+        let stack_size = self.sharing.tuning.stack_size();
+        if stack_size > 0 {
+            builder = builder.stack_size(stack_size);
+        }
+        let spawned = builder.spawn(move || {
             let sharing = sharing;
             let _active_guard = Registration::new(&sharing.active_tasks);
 
@@ -128,6 +150,22 @@ impl TaskPool {
                 task();
             }
         });
+        if let Err(e) = spawned {
+            self.warn_spawn_failure(&e);
+        }
+    }
+
+    /// PATCHED (fix 20): logs a failure to start a thread, at most once per interval.
+    fn warn_spawn_failure(&self, e: &std::io::Error) {
+        let mut last = self
+            .sharing
+            .last_spawn_warning
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if last.map_or(true, |at| at.elapsed() >= SPAWN_WARNING_INTERVAL) {
+            *last = Some(Instant::now());
+            log::warn!("cannot start a connection thread, closing the connection: {}", e);
+        }
     }
 }
 

@@ -1,0 +1,389 @@
+//! Resource attacks on the real `event-logger` binary, a child process with short timeouts:
+//! during each, a fresh client's `GET /ping` answers within 1 s and the process stays under
+//! 512 MB; after it, its threads, descriptors and memory come back near their baseline
+//! (read from `/proc/PID/status` and `/proc/PID/fd`).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::time::{Duration, Instant};
+
+use crate::common::process::Service;
+use crate::common::wait::wait_until;
+use crate::heavy;
+
+/// The idle timeout the logger runs with here (`HTTP_IDLE_TIMEOUT_SECS`).
+const IDLE_SECS: u64 = 2;
+
+/// A process's figures from `/proc`.
+#[derive(Debug, Clone, Copy)]
+struct Usage {
+    rss_kb: u64,
+    threads: u64,
+    fds: usize,
+}
+
+struct Target {
+    service: Service,
+    addr: SocketAddr,
+    idle_secs: u64,
+}
+
+impl Target {
+    /// The logger with `nofile` as its open-file limit (soft and hard).
+    fn start(nofile: u64) -> Target {
+        Target::start_idle(nofile, IDLE_SECS)
+    }
+
+    /// [`Target::start`], with connections timing out after `idle_secs`.
+    fn start_idle(nofile: u64, idle_secs: u64) -> Target {
+        let idle = idle_secs.to_string();
+        let all = vec![
+            ("PORT", "0"),
+            ("LOG_LEVEL", "warn"),
+            ("HTTP_THREADS", "4"),
+            ("HTTP_IDLE_TIMEOUT_SECS", idle.as_str()),
+        ];
+        let service = Service::start_with("event-logger", &[], &all, |command| {
+            // SAFETY: setrlimit is async-signal-safe and touches no memory of the parent.
+            unsafe {
+                command
+                    .pre_exec(move || rlimit::setrlimit(rlimit::Resource::NOFILE, nofile, nofile));
+            }
+        });
+        // LOG_LEVEL=warn hides the "listening on" line: find the port from /proc instead.
+        let addr = listening_port(service.pid());
+        Target {
+            service,
+            addr,
+            idle_secs,
+        }
+    }
+
+    fn usage(&self) -> Usage {
+        let pid = self.service.pid();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        let field = |name: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                .unwrap_or_else(|| panic!("{name} in /proc/{pid}/status"))
+        };
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        Usage {
+            rss_kb: field("VmRSS:"),
+            threads: field("Threads:"),
+            fds,
+        }
+    }
+
+    /// A fresh client's `GET /ping`, with its answer's status line, within 1 s.
+    fn ping(&self) -> Duration {
+        self.try_ping().unwrap_or_else(|e| panic!("GET /ping: {e}"))
+    }
+
+    fn try_ping(&self) -> Result<Duration, String> {
+        let started = Instant::now();
+        let mut stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1))
+            .map_err(|e| format!("connect within 1 s: {e}"))?;
+        let exchange = |stream: &mut TcpStream| -> std::io::Result<[u8; 12]> {
+            stream.set_read_timeout(Some(Duration::from_secs(1)))?;
+            stream.write_all(b"GET /ping HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")?;
+            let mut head = [0u8; 12];
+            stream.read_exact(&mut head)?;
+            Ok(head)
+        };
+        let head = exchange(&mut stream).map_err(|e| format!("answered within 1 s: {e}"))?;
+        if &head != b"HTTP/1.1 200" {
+            return Err(format!("answered {:?}", String::from_utf8_lossy(&head)));
+        }
+        Ok(started.elapsed())
+    }
+
+    /// Pings `times` times during an attack, checking memory each time; the median latency.
+    fn ping_during(&self, times: usize) -> Duration {
+        let mut latencies: Vec<Duration> = (0..times)
+            .map(|_| {
+                let latency = self.ping();
+                let usage = self.usage();
+                assert!(usage.rss_kb < 512 * 1024, "{usage:?}");
+                std::thread::sleep(Duration::from_millis(50));
+                latency
+            })
+            .collect();
+        latencies.sort();
+        latencies[times / 2]
+    }
+
+    /// Waits (within the idle timeout and the pool's 5 s for idle threads) for threads,
+    /// descriptors and memory to come back near `baseline`.
+    fn recovers_to(&self, baseline: Usage, what: &str) -> Usage {
+        let within = Duration::from_secs(self.idle_secs * 3 + 10);
+        let near = |u: Usage| {
+            u.threads <= baseline.threads + 8
+                && u.fds <= baseline.fds + 8
+                && u.rss_kb <= baseline.rss_kb + 64 * 1024
+        };
+        let mut last = self.usage();
+        let ok = wait_until(within, || {
+            last = self.usage();
+            near(last)
+        });
+        assert!(
+            ok,
+            "{what}: after {within:?}, {last:?}; baseline {baseline:?}"
+        );
+        last
+    }
+}
+
+/// The port the process `pid` listens on, from /proc/net/tcp (its socket inodes).
+fn listening_port(pid: u32) -> SocketAddr {
+    let mut found = None;
+    wait_until(Duration::from_secs(10), || {
+        found = listening_port_now(pid);
+        found.is_some()
+    });
+    found.unwrap_or_else(|| panic!("process {pid} listens on no TCP port"))
+}
+
+fn listening_port_now(pid: u32) -> Option<SocketAddr> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        // state 0A: LISTEN
+        if cols.get(3) != Some(&"0A") || !inodes.iter().any(|i| Some(&i.as_str()) == cols.get(9)) {
+            return None;
+        }
+        let port = u16::from_str_radix(cols.get(1)?.split(':').nth(1)?, 16).ok()?;
+        Some(SocketAddr::from(([127, 0, 0, 1], port)))
+    })
+}
+
+/// Raises this process's open-file limit to its hard limit, and returns that: the most a
+/// child may get without privilege.
+fn raise_own_fd_limit() -> u64 {
+    event_notification::logger::limits::raise_fd_limit()
+        .expect("raise the open-file limit")
+        .hard
+}
+
+fn open(addr: SocketAddr, count: usize, first_bytes: &[u8]) -> Vec<TcpStream> {
+    (0..count)
+        .map(|_| {
+            let mut stream = TcpStream::connect(addr).expect("connect");
+            if !first_bytes.is_empty() {
+                stream.write_all(first_bytes).expect("send");
+            }
+            stream
+        })
+        .collect()
+}
+
+/// Idle connections the test opens: the issue's 10,000, unless the hard open-file limit
+/// (each connection takes two descriptors in the logger, one here) cannot hold them: then what
+/// the logger's default `MAX_CONNECTIONS` allows, less room for the pings.
+fn idle_connections(hard: u64) -> usize {
+    let logger_max = event_notification::logger::limits::default_max_connections();
+    let fit = (hard.min(1 << 20) as usize).min(logger_max.saturating_sub(64));
+    fit.min(10_000)
+}
+
+#[test]
+fn ten_thousand_idle_connections() {
+    let _guard = heavy();
+    let hard = raise_own_fd_limit();
+    let count = idle_connections(hard);
+    let target = Target::start_idle(hard, 30);
+    let baseline = target.usage();
+    let idle = open(target.addr, count, b"");
+    // Each accepted connection holds two descriptors of the logger.
+    let accepted = wait_until(Duration::from_secs(60), || target.usage().fds >= 2 * count);
+    assert!(accepted, "{:?}: not all {count} accepted", target.usage());
+    let median = target.ping_during(10);
+    let during = target.usage();
+    drop(idle);
+    let after = target.recovers_to(baseline, "idle connections");
+    println!(
+        "{count} idle connections (hard open-file limit {hard}): /ping median {:.1} ms; {during:?} during, {after:?} after, baseline {baseline:?}",
+        median.as_secs_f64() * 1e3
+    );
+}
+
+#[test]
+fn connections_beyond_the_open_file_limit() {
+    let _guard = heavy();
+    let target = Target::start(256);
+    let baseline = target.usage();
+    // The default MAX_CONNECTIONS under 256 descriptors is 96: the rest get 503 at once.
+    let mut many = open(target.addr, 400, b"GET /ping HTTP/1.1\r\nHost: t\r\n\r\n");
+    let last = many.last_mut().unwrap();
+    last.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut answer = String::new();
+    let _ = last.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+    assert!(answer.contains("Connection: close\r\n"), "{answer}");
+    drop(many);
+    // Past the limit, the first of a new round may still be refused until the idle ones close.
+    assert!(
+        wait_until(Duration::from_secs(IDLE_SECS * 3), || {
+            target.try_ping().is_ok()
+        }),
+        "GET /ping not served after the connections closed"
+    );
+    target.recovers_to(baseline, "connections beyond the open-file limit");
+    assert!(
+        target.service.stderr.text().is_empty()
+            || !target.service.stderr.text().contains("exiting"),
+        "{}",
+        target.service.stderr.text()
+    );
+}
+
+#[test]
+fn slowloris_heads_and_bodies() {
+    let _guard = heavy();
+    let hard = raise_own_fd_limit();
+    let target = Target::start(hard);
+    let baseline = target.usage();
+    let heads = open(
+        target.addr,
+        1_000,
+        b"GET /ping HTTP/1.1\r\nHost: t\r\nX-A: ",
+    );
+    let small = open(
+        target.addr,
+        500,
+        b"POST /events HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{\"u",
+    );
+    let large = open(
+        target.addr,
+        500,
+        b"POST /events HTTP/1.1\r\nHost: t\r\nContent-Length: 60000\r\n\r\n{\"u",
+    );
+    let median = target.ping_during(10);
+    let during = target.usage();
+    // Every one of them is cut off by the server (head or body deadline), without our help.
+    let after = target.recovers_to(baseline, "slowloris");
+    drop((heads, small, large));
+    println!(
+        "1,000 slowloris heads and 1,000 bodies: /ping median {:.1} ms; {during:?} during, {after:?} after, baseline {baseline:?}",
+        median.as_secs_f64() * 1e3
+    );
+}
+
+#[test]
+fn one_connection_pipelining_without_reading() {
+    let _guard = heavy();
+    let target = Target::start(4096);
+    let baseline = target.usage();
+    let addr = target.addr;
+    // 64 MB of GET /ping, far more than the socket buffers hold; the writer blocks once they
+    // are full, which is what the server does to a client that does not read.
+    const BYTES: usize = 64 << 20;
+    let flood = std::thread::spawn(move || {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_write_timeout(Some(Duration::from_secs(IDLE_SECS * 4)))
+            .unwrap();
+        let request = b"GET /ping HTTP/1.1\r\nHost: t\r\n\r\n";
+        let batch: Vec<u8> = request.repeat(64 * 1024 / request.len());
+        let mut sent = 0;
+        while sent < BYTES {
+            match stream.write(&batch) {
+                Ok(n) => sent += n,
+                Err(_) => break,
+            }
+        }
+        sent
+    });
+    let median = target.ping_during(10);
+    let during = target.usage();
+    assert!(
+        during.rss_kb < baseline.rss_kb + 64 * 1024,
+        "{during:?}, baseline {baseline:?}"
+    );
+    let sent = flood.join().expect("flood thread");
+    let after = target.recovers_to(baseline, "pipelining without reading");
+    println!(
+        "one connection pipelining {} MB without reading (server cut it off after {} KB): /ping median {:.1} ms; {during:?} during, {after:?} after, baseline {baseline:?}",
+        BYTES >> 20,
+        sent >> 10,
+        median.as_secs_f64() * 1e3
+    );
+}
+
+/// Stores `count` events through one connection, pipelined, and reads the answers.
+fn store_events(addr: SocketAddr, count: usize) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    let body = r#"{"user_id":"bulk","description":"an event that makes the list long"}"#;
+    let one = format!(
+        "POST /events HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let writer = {
+        let mut stream = stream.try_clone().expect("clone");
+        let mut raw = one.repeat(count).into_bytes();
+        raw.extend_from_slice(b"GET /ping HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        std::thread::spawn(move || stream.write_all(&raw))
+    };
+    let mut answers = String::new();
+    stream.read_to_string(&mut answers).expect("answers");
+    writer.join().expect("writer").expect("sent");
+    assert_eq!(
+        answers.matches("Location: /events/").count(),
+        count,
+        "{}",
+        &answers[..answers.len().min(600)]
+    );
+}
+
+#[test]
+fn clients_that_read_large_answers_slowly_or_never() {
+    let _guard = heavy();
+    let target = Target::start(4096);
+    store_events(target.addr, 3_000);
+    let baseline = target.usage();
+    let list = b"GET /events?limit=100000 HTTP/1.1\r\nHost: t\r\n\r\n";
+    // One connection with 30 pipelined lists, never read.
+    let never: Vec<TcpStream> = open(target.addr, 1, &list.repeat(30));
+    // 4 slow readers, as many as there are handler permits: 2 KB now and then.
+    let slow: Vec<_> = open(target.addr, 4, list)
+        .into_iter()
+        .map(|mut stream| {
+            std::thread::spawn(move || {
+                let mut chunk = [0u8; 2048];
+                let started = Instant::now();
+                while started.elapsed() < Duration::from_secs(IDLE_SECS * 3) {
+                    match stream.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => std::thread::sleep(Duration::from_millis(500)),
+                    }
+                }
+            })
+        })
+        .collect();
+    let median = target.ping_during(10);
+    let during = target.usage();
+    for reader in slow {
+        reader.join().expect("slow reader");
+    }
+    let after = target.recovers_to(baseline, "slow and absent readers");
+    drop(never);
+    target.ping();
+    println!(
+        "30 pipelined GET /events (3,000 events) never read + 4 slow readers: /ping median {:.1} ms; {during:?} during, {after:?} after, baseline {baseline:?}",
+        median.as_secs_f64() * 1e3
+    );
+}
