@@ -6,9 +6,11 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use prometheus::{HistogramVec, IntCounter, IntCounterVec, IntGauge};
+use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge};
 
-use crate::shared::metrics::{LATENCY_BUCKETS, counter, counter_vec, gauge, histogram_vec};
+use crate::shared::metrics::{
+    LATENCY_BUCKETS, counter, counter_vec, gauge, histogram, histogram_vec,
+};
 
 pub(crate) static REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     counter_vec(
@@ -69,17 +71,43 @@ pub(crate) static RECONNECTS: LazyLock<IntCounter> = LazyLock::new(|| {
         "Sessions with RabbitMQ that failed (connection lost, nack, confirm timeout), each followed by reconnecting.",
     )
 });
+pub(crate) static COMMIT_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
+    histogram(
+        "event_logger_store_commit_duration_seconds",
+        "Time of one transaction of the durable store's writer (DATA_DIR), the disk's sync included.",
+        LATENCY_BUCKETS,
+    )
+});
+pub(crate) static COMMIT_WRITES: LazyLock<Histogram> = LazyLock::new(|| {
+    histogram(
+        "event_logger_store_commit_writes",
+        "Rows one transaction of the durable store wrote (creates, updates and notified marks): the group-commit batch size.",
+        BATCH_BUCKETS,
+    )
+});
+pub(crate) static COMMIT_FAILURES: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "event_logger_store_commit_failures_total",
+        "Transactions of the durable store that failed (disk full, read-only, I/O error); their writes were answered 503.",
+    )
+});
+
+/// Buckets of the commit batch sizes.
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0];
 
 /// Registers every metric above, so all show from the first scrape.
 pub(crate) fn register() {
     LazyLock::force(&REQUESTS);
     LazyLock::force(&REQUEST_SECONDS);
+    LazyLock::force(&COMMIT_SECONDS);
+    LazyLock::force(&COMMIT_WRITES);
     for c in [
         &EVENTS_CREATED,
         &PUBLISHES,
         &CONFIRMS,
         &RETURNS,
         &RECONNECTS,
+        &COMMIT_FAILURES,
     ] {
         LazyLock::force(c);
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use prometheus_parse::{Scrape, Value};
 
 use crate::common::broker::broker;
+use crate::common::datadir::DataDir;
 use crate::common::http::{Client, TestResponse, client, send};
 use crate::common::process::Service;
 use crate::common::services::{Logger, start_processor};
@@ -74,7 +75,10 @@ fn both_services_serve_metrics_that_move_with_the_traffic() {
         return;
     };
     let topology = broker.topology("metrics");
-    let logger = Logger::start(&topology, &broker.url(), &[]);
+    // On disk, so that the durable store's commits are counted too.
+    let dir = DataDir::new("metrics");
+    let data_dir = dir.path().to_string_lossy().into_owned();
+    let logger = Logger::start(&topology, &broker.url(), &[("DATA_DIR", &data_dir)]);
     logger.await_connected(Duration::from_secs(20));
     let agent = client();
     // Unknown paths and ids are counted under their route, never as themselves.
@@ -148,6 +152,12 @@ fn both_services_serve_metrics_that_move_with_the_traffic() {
         ("status", "200"),
     ];
     assert!(moved("event_logger_http_requests_total", &put) >= 3.0);
+    // The creates were committed before the processor's updates could be: two transactions
+    // at least, each timed and sized.
+    let commits = moved("event_logger_store_commit_duration_seconds", &[]);
+    assert!(commits >= 2.0, "{commits} commits");
+    assert_eq!(moved("event_logger_store_commit_writes", &[]), commits);
+    assert_eq!(moved("event_logger_store_commit_failures_total", &[]), 0.0);
 
     let processor_after = parse(&scraper.get("/metrics"));
     let moved =

@@ -15,13 +15,14 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, select};
 use rusqlite::Connection;
 use uuid::Uuid;
 
 use super::{StorageError, StorageStatus, db};
+use crate::logger::metrics;
 use crate::logger::outbox::{Mark, Outbox, Reservation};
 use crate::logger::store::{Change, Conditional, INITIAL_VERSION, Store, Versioned};
 use crate::shared::event::{Event, EventUpdate};
@@ -237,6 +238,20 @@ impl WriterThread {
         if plan.changes.is_empty() && plan.notified.is_empty() {
             return Ok(());
         }
+        let started = Instant::now();
+        let written = self.transact(plan);
+        match &written {
+            Ok(()) => {
+                metrics::COMMIT_SECONDS.observe(started.elapsed().as_secs_f64());
+                metrics::COMMIT_WRITES.observe((plan.changes.len() + plan.notified.len()) as f64);
+            }
+            Err(_) => metrics::COMMIT_FAILURES.inc(),
+        }
+        written
+    }
+
+    /// The plan's changes and marks in one transaction.
+    fn transact(&mut self, plan: &Plan) -> rusqlite::Result<()> {
         let tx = self.connection.transaction()?;
         for change in &plan.changes {
             match change {
