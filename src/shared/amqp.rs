@@ -518,27 +518,6 @@ impl Default for Backoff {
     }
 }
 
-/// Why a message body is not an event.
-#[derive(Debug)]
-pub struct MessageError(serde_json::Error);
-
-impl std::fmt::Display for MessageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "not a valid Event: {}", self.0)
-    }
-}
-
-impl std::error::Error for MessageError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
-    }
-}
-
-/// Reads a message body as the event it carries.
-pub fn parse_message(body: &[u8]) -> Result<Event, MessageError> {
-    serde_json::from_slice(body).map_err(MessageError)
-}
-
 /// Where the broker is and what to call things there.
 #[derive(Debug, Clone)]
 pub struct AmqpSettings {
@@ -737,15 +716,5 @@ mod tests {
         let f = classify(&amiquip::Error::UnexpectedSocketClose, &settings());
         assert_eq!((f.level, f.kind), (log::Level::Warn, "unavailable"));
         assert!(!f.line.contains("s3cret"), "{}", f.line);
-    }
-
-    #[test]
-    fn only_valid_events_parse() {
-        let event = crate::shared::event::sample("u", "d");
-        let body = serde_json::to_vec(&event).unwrap();
-        assert_eq!(parse_message(&body).unwrap(), event);
-        for bad in [&b"not json"[..], b"{}", br#"{"event_id":"x"}"#, b""] {
-            assert!(parse_message(bad).is_err());
-        }
     }
 }
