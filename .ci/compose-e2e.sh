@@ -15,6 +15,7 @@
 #      "error setting rlimit") and a RABBITMQ_PASSWORD changed on an existing volume (RabbitMQ
 #      keeps its first credentials; /health shows "disconnected");
 #   7. `make down`, and no container of the stack left; then `down --volumes`.
+#   (5b, between: `make down && make up` keeps the stored events, in the volume event-data.)
 # The stack runs under its own Compose project (COMPOSE_PROJECT_NAME=ens-e2e-<pid>-<random>) with
 # ports Docker picks (API_PORT=0, RABBITMQ_UI_PORT=0), so it never touches a developer's stack or
 # anything on 8000/15672; a trap removes its containers and volume however the script ends.
@@ -297,6 +298,21 @@ done
 say "$EVENTS events, each printed exactly once, all Processed; per processor:$per_processor"
 lap "scale x$SCALE, $EVENTS events"
 
+# ---- 5b. make down && make up keeps the events (the logger's volume, DATA_DIR=/data) ------------
+count_events() { http GET /events >/dev/null && grep -o '"event_id"' "$work/body" | wc -l; }
+before_down=$(count_events)
+say "make down && make up with $before_down events stored: they must survive (volume event-data)"
+make --no-print-directory down >/dev/null
+make --no-print-directory up >"$work/up-again.log" 2>&1 ||
+  { tail -30 "$work/up-again.log" >&2; fail "make up after make down failed"; }
+read_port
+processed "$id" || fail "event $id is gone or no longer Processed after make down && make up"
+after_up=$(count_events)
+[ "$after_up" -eq "$before_down" ] ||
+  fail "$before_down events before make down, $after_up after make up"
+say "after make down && make up: $after_up events, $id still Processed"
+lap "make down && make up keeps the events"
+
 # ---- 6. make up's hints, on real failures ----------------------------------------------------------
 # More open files than Linux allows anyone (nr_open is 1048576 by default): runc fails on any host.
 say "make up with LOGGER_NOFILE=1048577: must fail and explain the rlimit error"
@@ -330,10 +346,14 @@ make --no-print-directory down
   fail "containers of $COMPOSE_PROJECT_NAME are left after make down"
 docker volume inspect "${COMPOSE_PROJECT_NAME}_rabbitmq-data" >/dev/null ||
   fail "make down removed the rabbitmq-data volume (it must keep queued messages)"
+docker volume inspect "${COMPOSE_PROJECT_NAME}_event-data" >/dev/null ||
+  fail "make down removed the event-data volume (it holds the stored events)"
 make --no-print-directory down-v >/dev/null 2>&1
 ! docker volume inspect "${COMPOSE_PROJECT_NAME}_rabbitmq-data" >/dev/null 2>&1 ||
   fail "make down-v left the rabbitmq-data volume"
-say "make down removed every container and kept the volume; make down-v removed the volume"
+! docker volume inspect "${COMPOSE_PROJECT_NAME}_event-data" >/dev/null 2>&1 ||
+  fail "make down-v left the event-data volume"
+say "make down removed every container and kept the volumes; make down-v removed them"
 lap "make down, down-v"
 
 say "timings: ${timings[*]/%/;} total $((SECONDS - started)) s"
