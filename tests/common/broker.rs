@@ -1,17 +1,14 @@
 //! The real RabbitMQ for tests: finding it (or failing loudly under CI), a private topology per
-//! test that is deleted afterwards, a look into its queues, and a TCP proxy that can cut the
-//! connections going through it to simulate an outage.
+//! test that is deleted afterwards and a look into its queues (outages: `common::proxy`).
 //!
 //! The broker is `AMQP_URL` from the environment, else `amqp://guest:guest@127.0.0.1:5672/%2f`.
 //! When it cannot be reached, [`broker`] returns `None` after printing one line saying why, so
 //! `cargo test` passes on a laptop without RabbitMQ; with `CI=true` or `REQUIRE_BROKER=1` it
 //! panics instead.
 
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::io::{self, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use amiquip::{Connection, Publish, QueueDeleteOptions};
@@ -290,113 +287,5 @@ impl Drop for Topology {
             }
         }
         let _ = connection.close();
-    }
-}
-
-/// A TCP proxy to `target` that can cut every connection through it and refuse new ones
-/// ([`Proxy::cut`]) until [`Proxy::restore`].
-pub struct Proxy {
-    pub addr: SocketAddr,
-    shared: Arc<Shared>,
-    acceptor: Option<JoinHandle<()>>,
-}
-
-struct Shared {
-    open: AtomicBool,
-    stopping: AtomicBool,
-    /// Both ends of every proxied connection, to shut them down on a cut.
-    streams: Mutex<Vec<TcpStream>>,
-}
-
-impl Proxy {
-    /// Starts a proxy to `target`; `open` says whether it passes connections from the start.
-    pub fn start(target: SocketAddr, open: bool) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
-        let addr = listener.local_addr().expect("proxy address");
-        let shared = Arc::new(Shared {
-            open: AtomicBool::new(open),
-            stopping: AtomicBool::new(false),
-            streams: Mutex::new(Vec::new()),
-        });
-        let acceptor = {
-            let shared = shared.clone();
-            std::thread::spawn(move || {
-                for client in listener.incoming() {
-                    if shared.stopping.load(Ordering::Acquire) {
-                        return;
-                    }
-                    let Ok(client) = client else { continue };
-                    if !shared.open.load(Ordering::Acquire) {
-                        // Refused: closed at once, as a broker that is down would.
-                        let _ = client.shutdown(Shutdown::Both);
-                        continue;
-                    }
-                    let Ok(server) = TcpStream::connect(target) else {
-                        let _ = client.shutdown(Shutdown::Both);
-                        continue;
-                    };
-                    let _ = pipe(&shared, client, server);
-                }
-            })
-        };
-        Proxy {
-            addr,
-            shared,
-            acceptor: Some(acceptor),
-        }
-    }
-
-    /// Cuts every connection through the proxy and refuses new ones.
-    pub fn cut(&self) {
-        self.shared.open.store(false, Ordering::Release);
-        for stream in self.shared.streams.lock().unwrap().drain(..) {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
-    }
-
-    /// Lets connections through again.
-    pub fn restore(&self) {
-        self.shared.open.store(true, Ordering::Release);
-    }
-}
-
-/// Copies bytes both ways between `client` and `server` on two threads.
-fn pipe(shared: &Shared, client: TcpStream, server: TcpStream) -> io::Result<()> {
-    {
-        let mut streams = shared.streams.lock().unwrap();
-        streams.push(client.try_clone()?);
-        streams.push(server.try_clone()?);
-    }
-    let (client_in, server_out) = (client.try_clone()?, server.try_clone()?);
-    std::thread::spawn(move || copy(client_in, server_out));
-    std::thread::spawn(move || copy(server, client));
-    Ok(())
-}
-
-fn copy(mut from: TcpStream, mut to: TcpStream) {
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if to.write_all(&buf[..n]).is_err() {
-                    break;
-                }
-            }
-        }
-    }
-    let _ = to.shutdown(Shutdown::Both);
-    let _ = from.shutdown(Shutdown::Both);
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.shared.stopping.store(true, Ordering::Release);
-        self.cut();
-        // Wakes the acceptor so it sees `stopping`.
-        let _ = TcpStream::connect(self.addr);
-        if let Some(acceptor) = self.acceptor.take() {
-            let _ = acceptor.join();
-        }
     }
 }

@@ -1,8 +1,8 @@
-//! [`ApiProxy`]: a TCP proxy in front of the Event Logger for the processor's tests. It passes
-//! connections through, refuses them for real (nothing listens on its port then), or answers
-//! every request itself with one status, as a gateway whose backend is down answers `503`.
-//! Switching cuts the connections open through it, so a keep-alive connection cannot outlive
-//! an outage.
+//! [`Proxy`]: the tests' TCP proxy, in front of RabbitMQ or the Event Logger. It passes
+//! connections through, closes each one as soon as it is accepted, refuses them for real (nothing
+//! listens on its port then), or answers every request itself with one status, as a gateway whose
+//! backend is down answers `503`. Switching cuts the connections open through it, so a keep-alive
+//! connection cannot outlive an outage.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -16,13 +16,15 @@ use std::time::Duration;
 pub enum Mode {
     /// To the target and back.
     Pass,
+    /// Accepted, then closed at once (a broker cut off mid-session, or one that hangs up).
+    Close,
     /// Connection refused: the port is closed until another mode is set.
     Refuse,
     /// Every request answered with this status and a JSON `detail`, then the connection closed.
     Answer(u16),
 }
 
-pub struct ApiProxy {
+pub struct Proxy {
     pub addr: SocketAddr,
     shared: Arc<Shared>,
     acceptor: Option<JoinHandle<()>>,
@@ -36,9 +38,9 @@ struct Shared {
     answered: AtomicU64,
 }
 
-impl ApiProxy {
+impl Proxy {
     /// A proxy to `target`, in `mode` from the start.
-    pub fn start(target: SocketAddr, mode: Mode) -> ApiProxy {
+    pub fn start(target: SocketAddr, mode: Mode) -> Proxy {
         let listener = listen(None);
         let addr = listener.local_addr().expect("proxy address");
         let shared = Arc::new(Shared {
@@ -51,7 +53,7 @@ impl ApiProxy {
             let shared = shared.clone();
             std::thread::spawn(move || accept_loop(&shared, Some(listener), addr, target))
         };
-        ApiProxy {
+        Proxy {
             addr,
             shared,
             acceptor: Some(acceptor),
@@ -72,7 +74,7 @@ impl ApiProxy {
     }
 }
 
-impl Drop for ApiProxy {
+impl Drop for Proxy {
     fn drop(&mut self) {
         self.shared.stopping.store(true, Ordering::Release);
         self.set(Mode::Refuse);
@@ -126,6 +128,9 @@ fn serve(
     mode: Mode,
     target: SocketAddr,
 ) -> io::Result<()> {
+    if mode == Mode::Close {
+        return client.shutdown(Shutdown::Both);
+    }
     shared.open.lock().unwrap().push(client.try_clone()?);
     match mode {
         Mode::Pass => {
@@ -150,7 +155,7 @@ fn serve(
                 }
             });
         }
-        Mode::Refuse => {}
+        Mode::Close | Mode::Refuse => {}
     }
     Ok(())
 }

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use event_notification::shared::amqp::QueueType;
 use serde_json::{Value, json};
 
-use crate::common::broker::{Proxy, broker};
+use crate::common::broker::broker;
 use crate::common::event::new_event;
+use crate::common::proxy::{Mode, Proxy};
 use crate::common::services::{Logger, notified, start_processor, stop_processor};
 use crate::common::wait::wait_until;
 
@@ -170,9 +171,9 @@ fn end_to_end(queue_type: QueueType) {
 /// readiness.
 fn outage(proxy: &Proxy, before: Duration, outage: Duration) {
     std::thread::sleep(before);
-    proxy.cut();
+    proxy.set(Mode::Close);
     std::thread::sleep(outage);
-    proxy.restore();
+    proxy.set(Mode::Pass);
     std::thread::sleep(before);
 }
 
@@ -191,7 +192,7 @@ fn logger_outage(queue_type: QueueType) {
         return;
     };
     let topology = broker.topology_of("logger-outage", queue_type);
-    let proxy = Proxy::start(broker.addr(), true);
+    let proxy = Proxy::start(broker.addr(), Mode::Pass);
     let logger = Logger::start(&topology, &broker.url_via(proxy.addr), &[]);
     logger.await_connected(Duration::from_secs(30));
     let processor = start_processor(&topology, &broker.url(), logger.addr(), &[]);
@@ -200,12 +201,12 @@ fn logger_outage(queue_type: QueueType) {
     // The sleeps stage the outage (posting before, during and after it), as in `outage`.
     let accepted = while_posting(&logger, || {
         std::thread::sleep(Duration::from_secs(1));
-        proxy.cut();
+        proxy.set(Mode::Close);
         seen_disconnected = wait_until(Duration::from_secs(3), || {
             logger.health()["broker"] == "disconnected"
         });
         std::thread::sleep(Duration::from_secs(1));
-        proxy.restore();
+        proxy.set(Mode::Pass);
         std::thread::sleep(Duration::from_secs(1));
     });
     assert!(seen_disconnected, "/health never said disconnected");
@@ -236,7 +237,7 @@ fn processor_outage(queue_type: QueueType) {
         return;
     };
     let topology = broker.topology_of("processor-outage", queue_type);
-    let proxy = Proxy::start(broker.addr(), true);
+    let proxy = Proxy::start(broker.addr(), Mode::Pass);
     let logger = Logger::start(&topology, &broker.url(), &[]);
     let processor = start_processor(&topology, &broker.url_via(proxy.addr), logger.addr(), &[]);
 
@@ -259,7 +260,7 @@ fn with_the_broker_down_at_start_events_wait_and_then_go_out() {
         return;
     };
     let topology = broker.topology("down-at-start");
-    let proxy = Proxy::start(broker.addr(), false);
+    let proxy = Proxy::start(broker.addr(), Mode::Close);
     let logger = Logger::start(&topology, &broker.url_via(proxy.addr), &[]);
     let accepted: Vec<String> = (0..20)
         .map(|i| logger.post("u", &format!("while down {i}")).expect("200"))
@@ -269,7 +270,7 @@ fn with_the_broker_down_at_start_events_wait_and_then_go_out() {
     assert_eq!(health["pending"], 20, "{health}");
     assert_eq!(health["events"], 20, "{health}");
 
-    proxy.restore();
+    proxy.set(Mode::Pass);
     let processor = start_processor(&topology, &broker.url(), logger.addr(), &[]);
     logger.await_processed(20, Duration::from_secs(30));
     assert_store_is_exactly(&logger, &accepted);
@@ -294,7 +295,7 @@ fn a_full_outbox_answers_503_and_stores_nothing_then_drains() {
         return;
     };
     let topology = broker.topology("outbox-full");
-    let proxy = Proxy::start(broker.addr(), false);
+    let proxy = Proxy::start(broker.addr(), Mode::Close);
     let logger = Logger::start(
         &topology,
         &broker.url_via(proxy.addr),
@@ -322,7 +323,7 @@ fn a_full_outbox_answers_503_and_stores_nothing_then_drains() {
     assert_eq!(logger.health()["pending"], 5);
 
     // Once the broker is back, the five go out and there is room again.
-    proxy.restore();
+    proxy.set(Mode::Pass);
     assert!(wait_until(
         Duration::from_secs(15),
         || logger.health()["pending"] == 0
@@ -370,7 +371,7 @@ fn with_the_api_down_messages_wait_unacked_and_are_processed_once_it_is_back() {
     };
     let topology = broker.topology("api-down");
     let logger = Logger::start(&topology, &broker.url(), &[]);
-    let api = Proxy::start(logger.addr(), false);
+    let api = Proxy::start(logger.addr(), Mode::Close);
     // One attempt: an unreachable API must spend none.
     let processor = start_processor(
         &topology,
@@ -391,7 +392,7 @@ fn with_the_api_down_messages_wait_unacked_and_are_processed_once_it_is_back() {
     assert_eq!(logger.processed(), 0);
     assert_eq!(topology.ready(&topology.dead_queue()), 0);
 
-    api.restore();
+    api.set(Mode::Pass);
     logger.await_processed(10, Duration::from_secs(30));
     assert_store_is_exactly(&logger, &accepted);
     let processor = stop_processor(processor);

@@ -12,11 +12,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::broker::{Proxy, broker};
+use crate::common::broker::broker;
 use crate::common::datadir::DataDir;
 use crate::common::event::new_event;
 use crate::common::http::{Client, TestResponse, client};
 use crate::common::process::Service;
+use crate::common::proxy::{Mode, Proxy};
 use crate::common::services::{Logger, health, notified, start_processor, stop_processor};
 use crate::common::wait::wait_until;
 
@@ -460,7 +461,7 @@ fn notifications_pending_at_a_crash_are_delivered_after_the_restart() {
         return;
     };
     let topology = broker.topology("durable-crash");
-    let proxy = Proxy::start(broker.addr(), true);
+    let proxy = Proxy::start(broker.addr(), Mode::Pass);
     let url = broker.url_via(proxy.addr);
     let dir = DataDir::new("crash");
     let data_dir = dir.env();
@@ -472,7 +473,7 @@ fn notifications_pending_at_a_crash_are_delivered_after_the_restart() {
         .collect();
     let pending_zero = wait_until(Duration::from_secs(20), || logger.health()["pending"] == 0);
     assert!(pending_zero, "{}", logger.health());
-    proxy.cut();
+    proxy.set(Mode::Close);
     crate::common::services::await_broker(&logger.client, "disconnected", Duration::from_secs(20));
     let unsent: Vec<String> = (0..30)
         .map(|i| logger.post("u", &format!("p{i}")).unwrap())
@@ -481,7 +482,7 @@ fn notifications_pending_at_a_crash_are_delivered_after_the_restart() {
     kill(logger.service);
     // These messages were queued by the process just killed: the new one must know their ids.
     assert_eq!(topology.ready(&topology.queue), 20);
-    proxy.restore();
+    proxy.set(Mode::Pass);
     let logger = Logger::start(&topology, &url, &env);
     let stderr = logger.service.stderr.text();
     assert!(stderr.contains("loaded 50 events"), "{stderr}");

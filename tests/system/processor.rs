@@ -1,7 +1,7 @@
 //! The processor against the real RabbitMQ and the real logger, as child processes: it notifies
 //! what the logger stores (never what a message says), never overwrites a client's update,
 //! and rides out an API that is unreachable, overloaded or refusing its token without
-//! dead-lettering anything. Between processor and logger stands the test's [`ApiProxy`].
+//! dead-lettering anything. Between processor and logger stands the test's [`Proxy`].
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::common::broker::{Broker, Topology, broker};
 use crate::common::process::Service;
-use crate::common::proxy::{ApiProxy, Mode};
+use crate::common::proxy::{Mode, Proxy};
 use crate::common::services::{Logger, notified, start_processor, stop_processor, tail};
 use crate::common::wait::wait_until;
 
@@ -226,7 +226,7 @@ fn processor_an_api_outage_of_a_minute_dead_letters_nothing() {
     };
     let topology = broker.topology("processor-api-outage");
     let logger = Logger::start(&topology, &broker.url(), &[]);
-    let proxy = ApiProxy::start(logger.addr(), Mode::Pass);
+    let proxy = Proxy::start(logger.addr(), Mode::Pass);
     let processor = start_processor(
         &topology,
         &broker.url(),
@@ -286,7 +286,7 @@ fn processor_a_refused_token_pauses_and_dead_letters_nothing() {
     };
     let topology = broker.topology("processor-refused-token");
     let logger = Logger::start(&topology, &broker.url(), &[("API_TOKEN", "right-token")]);
-    let proxy = ApiProxy::start(logger.addr(), Mode::Pass);
+    let proxy = Proxy::start(logger.addr(), Mode::Pass);
     let one = [("MAX_ATTEMPTS", "1"), ("PROCESSOR_THREADS", "2")];
     let wrong = start_processor(
         &topology,
@@ -373,7 +373,7 @@ fn processor_an_api_answering_500_dead_letters_after_max_attempts() {
     };
     let topology = broker.topology("processor-api-500");
     let logger = Logger::start(&topology, &broker.url(), &[]);
-    let proxy = ApiProxy::start(logger.addr(), Mode::Answer(500));
+    let proxy = Proxy::start(logger.addr(), Mode::Answer(500));
     let processor = start_processor(
         &topology,
         &broker.url(),
