@@ -50,21 +50,18 @@ enum WriteError {
 
 impl WriteError {
     fn response(&self) -> Response {
-        let detail = match self {
+        let (detail, retry) = match self {
             WriteError::HandOff(HandOffError::Full) => {
-                "notification queue is full, retry later".to_owned()
+                ("notification queue is full, retry later".to_owned(), "1")
             }
-            WriteError::HandOff(HandOffError::Closed) => {
-                "notification service is shutting down, retry later".to_owned()
-            }
+            WriteError::HandOff(HandOffError::Closed) => (
+                "notification service is shutting down, retry later".to_owned(),
+                "1",
+            ),
             WriteError::Storage(e) => {
                 log::debug!("write refused: {e}");
-                format!("{e}; nothing was stored, retry later")
+                (format!("{e}; nothing was stored, retry later"), "5")
             }
-        };
-        let retry = match self {
-            WriteError::Storage(_) => "5",
-            WriteError::HandOff(_) => "1",
         };
         error(503, &detail).with_header("Retry-After", retry)
     }
