@@ -17,9 +17,6 @@ pub struct Request<'a> {
     headers: Vec<(String, String)>,
     body: &'a mut dyn Read,
     max_body_bytes: usize,
-    /// Reading the body fails after this instant: the socket's read timeout bounds only the
-    /// gap between two reads, so a client trickling its body would otherwise hold a worker.
-    pub(super) body_deadline: Option<Instant>,
 }
 
 /// Why a body could not be read.
@@ -46,7 +43,6 @@ impl<'a> Request<'a> {
             headers,
             body,
             max_body_bytes,
-            body_deadline: None,
         }
     }
 
@@ -61,34 +57,55 @@ impl<'a> Request<'a> {
     /// Reads the whole body, at most `MAX_BODY_BYTES`. A larger declared `Content-Length` is
     /// refused without reading anything; a chunked body is cut off one byte past the limit.
     pub fn body(&mut self) -> Result<Vec<u8>, BodyError> {
-        let declared = self
-            .header("Content-Length")
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        if declared.is_some_and(|n| n > self.max_body_bytes as u64) {
+        if declared_length(&self.headers).is_some_and(|n| n > self.max_body_bytes as u64) {
             return Err(BodyError::TooLarge);
         }
-        let mut body = Vec::with_capacity(declared.unwrap_or(0) as usize);
-        let mut limited = self.body.take(self.max_body_bytes as u64 + 1);
-        let mut chunk = [0u8; 8 * 1024];
-        loop {
-            match limited.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => body.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(BodyError::Read(e)),
-            }
-            if self.body_deadline.is_some_and(|d| Instant::now() > d) {
-                return Err(BodyError::Read(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the body arrived too slowly (HTTP_IDLE_TIMEOUT_SECS)",
-                )));
-            }
+        let (body, error) = read_bounded(self.body, self.max_body_bytes, None);
+        if let Some(e) = error {
+            return Err(BodyError::Read(e));
         }
         if body.len() > self.max_body_bytes {
             return Err(BodyError::TooLarge);
         }
         Ok(body)
     }
+}
+
+/// The `Content-Length` the client declared, if it is a number.
+pub(super) fn declared_length(headers: &[(String, String)]) -> Option<u64> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("Content-Length"))
+        .and_then(|(_, v)| v.trim().parse::<u64>().ok())
+}
+
+/// Reads `body` to its end, but at most `limit + 1` bytes (one past the limit says "too
+/// large") and, with a `deadline`, not after it: the socket's read timeout bounds only the gap
+/// between two reads, so a trickled body needs a deadline of its own. Returns what was read and
+/// the error that ended the read early, if one did.
+pub(super) fn read_bounded(
+    body: &mut dyn Read,
+    limit: usize,
+    deadline: Option<Instant>,
+) -> (Vec<u8>, Option<io::Error>) {
+    let mut bytes = Vec::new();
+    let mut limited = body.take(limit as u64 + 1);
+    let mut chunk = [0u8; 8 * 1024];
+    let error = loop {
+        match limited.read(&mut chunk) {
+            Ok(0) => break None,
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => break Some(e),
+        }
+        if deadline.is_some_and(|d| Instant::now() > d) {
+            break Some(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the body arrived too slowly (HTTP_IDLE_TIMEOUT_SECS)",
+            ));
+        }
+    };
+    (bytes, error)
 }
 
 /// A response: status, JSON (or other) body, extra headers.

@@ -20,7 +20,7 @@ use std::sync::{Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::message::{Request, Response};
+use super::message::{Request, Response, declared_length, read_bounded};
 use super::watchdog::{self, Alarm, ProbeConfig};
 use crate::shared::shutdown::Shutdown;
 
@@ -322,11 +322,8 @@ impl Connections {
             .iter()
             .map(|h| (h.field.to_string(), h.value.to_string()))
             .collect();
-        let declared = headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("Content-Length"))
-            .and_then(|(_, v)| v.trim().parse::<u64>().ok());
-        let mut body = if declared.is_some_and(|n| n > self.max_body_bytes as u64) {
+        let mut body = if declared_length(&headers).is_some_and(|n| n > self.max_body_bytes as u64)
+        {
             // Refused by `Request::body` from the declared length, without reading.
             Prefetched::default()
         } else {
@@ -415,26 +412,9 @@ struct Prefetched {
 }
 
 impl Prefetched {
-    /// Reads `body` until its end, `limit + 1` bytes or `deadline` (the socket's read timeout
-    /// bounds only the gap between two reads, so a trickled body needs a deadline of its own).
+    /// Reads `body` until its end, `limit + 1` bytes or `deadline`.
     fn read(body: &mut dyn Read, limit: usize, deadline: Instant) -> Prefetched {
-        let mut bytes = Vec::new();
-        let mut limited = body.take(limit as u64 + 1);
-        let mut chunk = [0u8; 8 * 1024];
-        let error = loop {
-            match limited.read(&mut chunk) {
-                Ok(0) => break None,
-                Ok(n) => bytes.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => break Some(e),
-            }
-            if Instant::now() > deadline {
-                break Some(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the body arrived too slowly (HTTP_IDLE_TIMEOUT_SECS)",
-                ));
-            }
-        };
+        let (bytes, error) = read_bounded(body, limit, Some(deadline));
         Prefetched {
             bytes: io::Cursor::new(bytes),
             error,
