@@ -32,6 +32,25 @@ pub struct ListQuery {
     pub limit: Option<usize>,
 }
 
+impl ListQuery {
+    fn matches(&self, event: &Event) -> bool {
+        self.user_id.as_ref().is_none_or(|u| &event.user_id == u)
+            && self.status.as_ref().is_none_or(|s| &event.status == s)
+    }
+}
+
+/// Without filters, the page is a slice of the `Vec`: its range among `len` events.
+fn unfiltered_page(query: &ListQuery, len: usize) -> Option<std::ops::Range<usize>> {
+    if query.user_id.is_some() || query.status.is_some() {
+        return None;
+    }
+    let start = query.offset.min(len);
+    let end = start
+        .saturating_add(query.limit.unwrap_or(usize::MAX))
+        .min(len);
+    Some(start..end)
+}
+
 /// A cheaply clonable handle to the shared store.
 #[derive(Debug, Clone, Default)]
 pub struct Store {
@@ -245,30 +264,36 @@ impl Store {
     /// The events matching the query's filters, in creation order, paged.
     pub fn list(&self, query: &ListQuery) -> Page {
         let inner = self.read();
-        let matches = |e: &&Event| {
-            query.user_id.as_ref().is_none_or(|u| &e.user_id == u)
-                && query.status.as_ref().is_none_or(|s| &e.status == s)
-        };
         let limit = query.limit.unwrap_or(usize::MAX);
-        if query.user_id.is_none() && query.status.is_none() {
-            // No filter: the page is a slice, no need to look at every event.
-            let total = inner.events.len();
-            let start = query.offset.min(total);
-            let end = start.saturating_add(limit).min(total);
+        if let Some(range) = unfiltered_page(query, inner.events.len()) {
             return Page {
-                total,
-                events: inner.events[start..end].to_vec(),
+                total: inner.events.len(),
+                events: inner.events[range].to_vec(),
             };
         }
         let mut total = 0;
         let mut events = Vec::new();
-        for event in inner.events.iter().filter(matches) {
+        for event in inner.events.iter().filter(|e| query.matches(e)) {
             if total >= query.offset && events.len() < limit {
                 events.push(event.clone());
             }
             total += 1;
         }
         Page { total, events }
+    }
+
+    /// How many events [`Store::list`] would answer now, without copying any: cheap without
+    /// filters, one pass over the events with them.
+    pub fn page_len(&self, query: &ListQuery) -> usize {
+        let inner = self.read();
+        if let Some(range) = unfiltered_page(query, inner.events.len()) {
+            return range.len();
+        }
+        let matching = inner.events.iter().filter(|e| query.matches(e));
+        matching
+            .skip(query.offset)
+            .take(query.limit.unwrap_or(usize::MAX))
+            .count()
     }
 
     pub fn len(&self) -> usize {
@@ -436,6 +461,28 @@ mod tests {
             store.get_versioned(&c.event_id).unwrap().version,
             INITIAL_VERSION
         );
+    }
+
+    #[test]
+    fn page_len_is_the_length_of_the_page_list_answers() {
+        let store = Store::new();
+        for user in ["a", "b", "a", "a", "b", "c"] {
+            insert(&store, event(user));
+        }
+        let users = [None, Some("a"), Some("b"), Some("z")];
+        for user_id in users {
+            for offset in [0, 1, 2, 5, 9] {
+                for limit in [None, Some(0), Some(1), Some(2), Some(usize::MAX)] {
+                    let q = ListQuery {
+                        user_id: user_id.map(str::to_owned),
+                        status: None,
+                        offset,
+                        limit,
+                    };
+                    assert_eq!(store.page_len(&q), store.list(&q).events.len(), "{q:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -326,8 +326,13 @@ fn one_connection_pipelining_without_reading() {
 
 /// Stores `count` events through one connection, pipelined, and reads the answers.
 fn store_events(addr: SocketAddr, count: usize) {
+    store_events_saying(addr, count, "an event that makes the list long");
+}
+
+/// [`store_events`], each event with this description.
+fn store_events_saying(addr: SocketAddr, count: usize, description: &str) {
     let mut stream = TcpStream::connect(addr).expect("connect");
-    let body = r#"{"user_id":"bulk","description":"an event that makes the list long"}"#;
+    let body = format!(r#"{{"user_id":"bulk","description":"{description}"}}"#);
     let one = format!(
         "POST /events HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
@@ -384,6 +389,113 @@ fn clients_that_read_large_answers_slowly_or_never() {
     target.ping();
     println!(
         "30 pipelined GET /events (3,000 events) never read + 4 slow readers: /ping median {:.1} ms; {during:?} during, {after:?} after, baseline {baseline:?}",
+        median.as_secs_f64() * 1e3
+    );
+}
+
+/// The answer of `GET /events` the large-answer attacks ask for: about 10 MB.
+const LARGE_ANSWER_BYTES: usize = 10 << 20;
+
+/// Stores events until `GET /events` answers about [`LARGE_ANSWER_BYTES`]; returns its size.
+fn store_a_ten_megabyte_list(addr: SocketAddr) -> usize {
+    let description = "x".repeat(1_000);
+    // Each event's JSON is its description plus fewer than 250 bytes.
+    store_events_saying(addr, LARGE_ANSWER_BYTES / 1_250, &description);
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .write_all(b"GET /events HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .expect("send");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).expect("read the list");
+    assert!(answer.starts_with(b"HTTP/1.1 200 "), "{:?}", &answer[..40]);
+    assert!(
+        answer.len() > LARGE_ANSWER_BYTES * 9 / 10,
+        "{}",
+        answer.len()
+    );
+    answer.len()
+}
+
+/// The status of each connection's answer (its first 12 bytes; not the rest), all within
+/// a minute: large answers are built a few at a time.
+fn statuses(streams: &mut [TcpStream]) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    streams
+        .iter_mut()
+        .map(|stream| {
+            let left = deadline.saturating_duration_since(Instant::now());
+            stream
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .expect("timeout");
+            let mut head = [0u8; 12];
+            match stream.read_exact(&mut head) {
+                Ok(()) => String::from_utf8_lossy(&head[9..]).into_owned(),
+                Err(e) => format!("no answer: {e}"),
+            }
+        })
+        .collect()
+}
+
+/// Asserts that every connection was answered `200` (the answer's first bytes, the rest in
+/// the socket buffers or unsent) or `503` (the answer budget was full); returns the counts.
+fn answered_or_refused(streams: &mut [TcpStream]) -> (usize, usize) {
+    let statuses = statuses(streams);
+    let ok = statuses.iter().filter(|s| *s == "200").count();
+    let busy = statuses.iter().filter(|s| *s == "503").count();
+    assert_eq!(ok + busy, streams.len(), "{statuses:?}");
+    assert!(ok >= 1, "{statuses:?}");
+    (ok, busy)
+}
+
+#[test]
+fn a_thousand_clients_that_never_read_a_ten_megabyte_answer() {
+    let _guard = heavy();
+    let hard = raise_own_fd_limit();
+    let target = Target::start(hard);
+    let answer_bytes = store_a_ten_megabyte_list(target.addr);
+    let baseline = target.usage();
+    let mut never = open(
+        target.addr,
+        1_000,
+        b"GET /events HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    let median = target.ping_during(10);
+    let during = target.usage();
+    let (ok, busy) = answered_or_refused(&mut never);
+    drop(never);
+    let after = target.recovers_to(baseline, "never-read large answers");
+    println!(
+        "1,000 clients never reading a {} MB answer ({ok} answered 200, {busy} 503): /ping median {:.1} ms; {during:?} during, {after:?} after, baseline {baseline:?}",
+        answer_bytes >> 20,
+        median.as_secs_f64() * 1e3
+    );
+}
+
+#[test]
+fn a_hundred_clients_that_read_a_ten_megabyte_answer_at_one_kilobyte_a_second() {
+    let _guard = heavy();
+    let target = Target::start(4096);
+    let answer_bytes = store_a_ten_megabyte_list(target.addr);
+    let baseline = target.usage();
+    let mut readers = open(target.addr, 100, b"GET /events HTTP/1.1\r\nHost: t\r\n\r\n");
+    let (ok, busy) = answered_or_refused(&mut readers);
+    let reading = std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut chunk = [0u8; 1024];
+        while started.elapsed() < Duration::from_secs(IDLE_SECS * 3) {
+            for stream in &mut readers {
+                let _ = stream.read(&mut chunk);
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    let median = target.ping_during(10);
+    let during = target.usage();
+    reading.join().expect("readers");
+    let after = target.recovers_to(baseline, "slow readers of large answers");
+    println!(
+        "100 clients reading a {} MB answer at 1 KB/s ({ok} answered 200, {busy} 503): /ping median {:.1} ms; {during:?} during, {after:?} after, baseline {baseline:?}",
+        answer_bytes >> 20,
         median.as_secs_f64() * 1e3
     );
 }

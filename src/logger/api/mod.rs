@@ -31,6 +31,10 @@ use crate::shared::env::Secret;
 use crate::shared::event::{Event, EventUpdate, NewEvent, Timestamp};
 use crate::shared::metrics as shared_metrics;
 
+/// No event's JSON in a list is shorter (its id and two timestamps alone are longer), so a
+/// page's length times this is a lower bound of its answer's size.
+const MIN_EVENT_JSON_BYTES: usize = 150;
+
 /// What the handlers share.
 pub(crate) struct Api {
     store: Store,
@@ -178,11 +182,19 @@ impl Api {
         )
     }
 
-    fn list(&self, request: &Request<'_>) -> Response {
+    fn list(&self, request: &mut Request<'_>) -> Response {
         let query = match input::list_query(&request.query) {
             Ok(query) => query,
             Err(errors) => return unprocessable(&errors),
         };
+        // A big page is copied and serialised only if the answer budget has room for it.
+        let at_least = self
+            .store
+            .page_len(&query)
+            .saturating_mul(MIN_EVENT_JSON_BYTES);
+        if let Err(busy) = request.reserve_answer(at_least) {
+            return error(503, &busy.to_string()).with_header("Retry-After", "1");
+        }
         let page = self.store.list(&query);
         Response::json(200, &page.events).with_header("X-Total-Count", page.total.to_string())
     }
@@ -302,4 +314,17 @@ fn read_body(request: &mut Request<'_>) -> Result<Vec<u8>, Response> {
         }
     });
     refused.map_err(|r| r.with_header("Connection", "close"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_event_serialises_shorter_than_the_lower_bound() {
+        let mut smallest = crate::shared::event::sample("u", "d");
+        smallest.status = "s".into();
+        let json = serde_json::to_vec(&smallest).expect("serialises");
+        assert!(json.len() >= MIN_EVENT_JSON_BYTES, "{}", json.len());
+    }
 }

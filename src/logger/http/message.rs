@@ -7,6 +7,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use super::admission::{Admission, AnswerPermit, AnswersBusy, Permit, SMALL_ANSWER_BYTES};
+
 /// A request as handlers see it.
 pub struct Request<'a> {
     pub method: String,
@@ -17,6 +19,11 @@ pub struct Request<'a> {
     headers: Vec<(String, String)>,
     body: &'a mut dyn Read,
     max_body_bytes: usize,
+    /// The server's admission, and the permit this request's handler runs under; `None` for
+    /// a request built by hand.
+    admission: Option<(&'a Admission, Permit<'a>)>,
+    in_large_lane: bool,
+    reserved: Option<AnswerPermit>,
 }
 
 /// Why a body could not be read.
@@ -43,7 +50,54 @@ impl<'a> Request<'a> {
             headers,
             body,
             max_body_bytes,
+            admission: None,
+            in_large_lane: false,
+            reserved: None,
         }
+    }
+
+    /// The request, its handler running under `permit` of the server's `admission`, which
+    /// the request gives back when dropped.
+    pub(super) fn admitted(self, admission: &'a Admission, permit: Permit<'a>) -> Request<'a> {
+        Request {
+            admission: Some((admission, permit)),
+            ..self
+        }
+    }
+
+    /// Reserves room in the server's budget of large answers for an answer of at least
+    /// `bytes`, before it is built: a handler about to copy and serialise a big page calls
+    /// it with a lower bound of the page's size and answers `503` on `Err`, so that the page
+    /// is not built only to be refused. Once room is reserved the handler may wait for the
+    /// smaller lane of large answers, whose builds cannot take every handler permit. The
+    /// server settles the reservation at the answer's real size. Small answers never need
+    /// room; a request built by hand always has it.
+    pub fn reserve_answer(&mut self, bytes: usize) -> Result<(), AnswersBusy> {
+        if bytes <= SMALL_ANSWER_BYTES {
+            return Ok(());
+        }
+        let Some((admission, permit)) = self.admission.take() else {
+            return Ok(());
+        };
+        let reserved = match &mut self.reserved {
+            Some(reserved) => reserved.resize(bytes),
+            None => admission.answers.take(bytes).map(|r| {
+                self.reserved = Some(r);
+            }),
+        };
+        let permit = if reserved.is_ok() && !self.in_large_lane {
+            self.in_large_lane = true;
+            admission.move_to_large_lane(permit)
+        } else {
+            permit
+        };
+        self.admission = Some((admission, permit));
+        reserved
+    }
+
+    /// What [`Request::reserve_answer`] reserved, for the server to settle.
+    pub(super) fn take_reservation(&mut self) -> Option<AnswerPermit> {
+        self.reserved.take()
     }
 
     /// The first header called `name` (case-insensitive).
@@ -120,11 +174,18 @@ pub struct Response {
 impl Response {
     pub fn json<T: Serialize + ?Sized>(status: u16, value: &T) -> Response {
         match serde_json::to_vec(value) {
-            Ok(body) => Response {
+            Ok(mut body) => Response {
                 status,
                 content_type: "application/json",
                 headers: Vec::new(),
-                body: body.into(),
+                body: {
+                    // A large answer may wait long for its reader: it should not hold the
+                    // room its buffer grew by, beyond what the budget counts.
+                    if body.len() > SMALL_ANSWER_BYTES {
+                        body.shrink_to_fit();
+                    }
+                    body.into()
+                },
             },
             Err(e) => {
                 log::error!("could not serialise a response: {e}");

@@ -15,11 +15,14 @@ use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, RwLock};
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::admission::{
+    ANSWER_BYTES_IN_FLIGHT, Admission, AnswerPermit, AnswersBusy, SMALL_ANSWER_BYTES,
+};
 use super::message::{Request, Response, declared_length, read_bounded};
 use super::watchdog::{self, Alarm, ProbeConfig};
 use crate::shared::shutdown::Shutdown;
@@ -49,15 +52,6 @@ pub struct ServerConfig {
 /// Stack of each connection's thread, where handlers run: ample for them (JSON nesting is
 /// bounded by serde_json's recursion limit), a quarter of Rust's default.
 const CONNECTION_STACK_BYTES: usize = 512 * 1024;
-
-/// Answers up to this size are always written; larger ones take their size from
-/// [`ANSWER_BYTES_IN_FLIGHT`] while they are written.
-const SMALL_ANSWER_BYTES: usize = 64 * 1024;
-
-/// Bytes of large answers being written at once, at most (one answer alone always may): past
-/// it, a large answer is replaced by a `503` with `Retry-After`, so that many clients slow to
-/// read large answers cannot make the process hold them all.
-const ANSWER_BYTES_IN_FLIGHT: usize = 128 * 1024 * 1024;
 
 /// An answer must be written within `io_timeout` plus its size at this rate: a client that
 /// reads slower, or not at all, is cut off (the socket's write timeout bounds only one write).
@@ -145,8 +139,7 @@ impl HttpServer {
         server.set_connection_stack_size(CONNECTION_STACK_BYTES);
         let connections = Arc::new(Connections {
             handler: RwLock::new(Some(handler)),
-            permits: Permits::new(config.threads.max(1)),
-            answers: AnswerBudget::new(ANSWER_BYTES_IN_FLIGHT),
+            admission: Admission::new(config.threads),
             stopping: AtomicBool::new(false),
             max_body_bytes: config.max_body_bytes,
             io_timeout: config.io_timeout,
@@ -194,7 +187,7 @@ impl HttpServer {
         if self.accept_watch.join().is_err() {
             log::error!("the HTTP accept watch thread panicked");
         }
-        self.connections.permits.wait_idle();
+        self.connections.admission.wait_idle();
         self.connections
             .handler
             .write()
@@ -278,8 +271,7 @@ struct Connections {
     /// Taken out at stop: connection threads outlive the server (until their client leaves),
     /// and what the handler holds (the outbox's sender) must not.
     handler: RwLock<Option<Arc<Handler>>>,
-    permits: Permits,
-    answers: AnswerBudget,
+    admission: Admission,
     stopping: AtomicBool,
     max_body_bytes: usize,
     io_timeout: Duration,
@@ -292,13 +284,14 @@ impl Connections {
         let started = Instant::now();
         let method = raw.method().to_string();
         let url = raw.url().to_owned();
-        let response = if self.stopping.load(Ordering::Acquire) {
-            self.filled(Response::failure(503).with_header("Retry-After", "1"))
+        let (response, reserved) = if self.stopping.load(Ordering::Acquire) {
+            let stopping = Response::failure(503).with_header("Retry-After", "1");
+            (self.filled(stopping), None)
         } else {
             self.answer(&mut raw, &method, &url, started)
         };
-        let status = response.status;
-        let response = self.budgeted(response);
+        let response = self.budgeted(response, reserved);
+        let status = response.0.status;
         if let Err(e) = raw.respond(to_tiny(response, self.io_timeout)) {
             log::debug!("could not write the response to {method} {url}: {e}");
         }
@@ -309,14 +302,15 @@ impl Connections {
     }
 
     /// Reads the body (no permit held: a slow client waits alone), then runs the handler
-    /// under a permit.
+    /// under a permit. Returns the answer and the share of the answer budget the handler
+    /// reserved for it, if it did.
     fn answer(
         &self,
         raw: &mut tiny_http::Request,
         method: &str,
         url: &str,
         started: Instant,
-    ) -> Response {
+    ) -> (Response, Option<AnswerPermit>) {
         let headers: Vec<(String, String)> = raw
             .headers()
             .iter()
@@ -333,15 +327,17 @@ impl Connections {
                 started + self.io_timeout,
             )
         };
-        let mut request = Request::new(method, url, headers, &mut body, self.max_body_bytes);
-        let permit = self.permits.acquire();
+        let (_running, permit) = self.admission.handler();
+        let mut request = Request::new(method, url, headers, &mut body, self.max_body_bytes)
+            .admitted(&self.admission, permit);
         let handler = self
             .handler
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let Some(handler) = handler else {
-            return self.filled(Response::failure(503).with_header("Retry-After", "1"));
+            let stopping = Response::failure(503).with_header("Retry-After", "1");
+            return (self.filled(stopping), None);
         };
         let response = match catch_unwind(AssertUnwindSafe(|| handler(&mut request))) {
             Ok(response) => response,
@@ -355,8 +351,10 @@ impl Connections {
                 Response::failure(500)
             }
         };
-        drop(permit);
-        self.filled(response)
+        let reserved = request.take_reservation();
+        // Gives the permit back before the answer is written.
+        drop(request);
+        (self.filled(response), reserved)
     }
 
     /// A `5xx` without a body gets the server's error body.
@@ -378,24 +376,33 @@ impl Connections {
         }
     }
 
-    /// A large answer takes its size from the budget of answers in flight, or is replaced by
-    /// a `503`.
-    fn budgeted(&self, response: Response) -> Budgeted {
-        if response.body.len() <= SMALL_ANSWER_BYTES {
+    /// A large answer built for this request holds its size of the budget of answers in
+    /// flight (settled from what the handler `reserved`, or taken now), or is replaced by a
+    /// `503`. Borrowed bodies (the static `/docs` files) cost no memory and are not counted.
+    fn budgeted(&self, response: Response, reserved: Option<AnswerPermit>) -> Budgeted {
+        let bytes = response.body.len();
+        if bytes <= SMALL_ANSWER_BYTES || matches!(response.body, Cow::Borrowed(_)) {
             return Budgeted(response, None);
         }
-        match self.answers.take(response.body.len()) {
-            Some(permit) => Budgeted(response, Some(permit)),
-            None => {
+        let settled = match reserved {
+            Some(mut permit) => permit.resize(bytes).map(|()| permit),
+            None => self.admission.answers.take(bytes),
+        };
+        match settled {
+            Ok(permit) => Budgeted(response, Some(permit)),
+            Err(busy) => {
                 log::warn!(
-                    "{} bytes of answers are being written: a {}-byte answer was replaced by 503",
-                    ANSWER_BYTES_IN_FLIGHT,
-                    response.body.len()
+                    "{ANSWER_BYTES_IN_FLIGHT} bytes of answers are being written: a {bytes}-byte answer was replaced by 503"
                 );
-                let busy = Response::failure(503).with_header("Retry-After", "1");
-                Budgeted(self.filled(busy), None)
+                Budgeted(self.busy(busy), None)
             }
         }
+    }
+
+    /// The `503` of a large answer the budget cannot take.
+    fn busy(&self, busy: AnswersBusy) -> Response {
+        let (body, content_type) = (self.error_body)(503, &busy.to_string());
+        Response::raw(503, content_type, body.into()).with_header("Retry-After", "1")
     }
 }
 
@@ -428,91 +435,6 @@ impl Read for Prefetched {
             0 => self.error.take().map_or(Ok(0), Err),
             n => Ok(n),
         }
-    }
-}
-
-/// At most `n` handlers at once.
-struct Permits {
-    free: Mutex<usize>,
-    changed: Condvar,
-    all: usize,
-}
-
-/// One running handler; dropping it frees the permit.
-struct Permit<'a>(&'a Permits);
-
-impl Permits {
-    fn new(n: usize) -> Permits {
-        Permits {
-            free: Mutex::new(n),
-            changed: Condvar::new(),
-            all: n,
-        }
-    }
-
-    fn acquire(&self) -> Permit<'_> {
-        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        while *free == 0 {
-            free = self.changed.wait(free).unwrap_or_else(|e| e.into_inner());
-        }
-        *free -= 1;
-        Permit(self)
-    }
-
-    /// Waits until no handler runs.
-    fn wait_idle(&self) {
-        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        while *free < self.all {
-            free = self.changed.wait(free).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-}
-
-impl Drop for Permit<'_> {
-    fn drop(&mut self) {
-        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        self.0.changed.notify_all();
-    }
-}
-
-/// The bytes of large answers being written, bounded.
-#[derive(Clone)]
-struct AnswerBudget {
-    in_flight: Arc<AtomicUsize>,
-    limit: usize,
-}
-
-/// `bytes` of the budget, given back when dropped.
-struct AnswerPermit {
-    in_flight: Arc<AtomicUsize>,
-    bytes: usize,
-}
-
-impl AnswerBudget {
-    fn new(limit: usize) -> AnswerBudget {
-        AnswerBudget {
-            in_flight: Arc::new(AtomicUsize::new(0)),
-            limit,
-        }
-    }
-
-    /// `bytes` of the budget, if they fit (or nothing else is in flight).
-    fn take(&self, bytes: usize) -> Option<AnswerPermit> {
-        self.in_flight
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
-                (now == 0 || now.saturating_add(bytes) <= self.limit).then(|| now + bytes)
-            })
-            .ok()?;
-        Some(AnswerPermit {
-            in_flight: self.in_flight.clone(),
-            bytes,
-        })
-    }
-}
-
-impl Drop for AnswerPermit {
-    fn drop(&mut self) {
-        self.in_flight.fetch_sub(self.bytes, Ordering::AcqRel);
     }
 }
 
