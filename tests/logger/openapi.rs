@@ -112,8 +112,8 @@ fn document_declares_every_status_and_header_of_the_contract() {
         (
             "/events",
             "get",
-            &["200", "422"],
-            &[("200", "X-Total-Count")],
+            &["200", "422", "503"],
+            &[("200", "X-Total-Count"), ("503", "Retry-After")],
         ),
         ("/events/{event_id}", "get", &["200", "404", "422"], &[]),
         (

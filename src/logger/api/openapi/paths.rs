@@ -144,6 +144,14 @@ fn list_events(c: &Components) -> Value {
             "422": c.validation_error(
                 "`offset` or `limit` is not a non-negative integer (`int_parsing`, \
                  `greater_than_equal`)."
+            ),
+            "503": detail_response(
+                "Too many large answers are being sent at once (a page bigger than 64 KiB \
+                 waits for a share of a fixed budget of answer bytes). Retry later, or ask \
+                 for a smaller page with `limit`.",
+                "too many large answers are being sent at once; retry later, or ask for a \
+                 smaller page (limit)",
+                retry_after_header(),
             )
         }))
     })
@@ -301,18 +309,23 @@ fn create_responses(c: &Components) -> Value {
             "The notification queue is full (or the server is stopping): nothing was stored. \
              Retry later.",
             "notification queue is full, retry later",
-            json!({
-                "Retry-After": {
-                    "description": "Seconds to wait before retrying.",
-                    "required": true,
-                    "schema": { "type": "integer", "minimum": 0 },
-                    "example": 1
-                }
-            }),
+            retry_after_header(),
         )
     });
     body_errors(&mut responses);
     responses
+}
+
+/// The `Retry-After` header of a `503`: the request did nothing and can be retried.
+fn retry_after_header() -> Value {
+    json!({
+        "Retry-After": {
+            "description": "Seconds to wait before retrying.",
+            "required": true,
+            "schema": { "type": "integer", "minimum": 0 },
+            "example": 1
+        }
+    })
 }
 
 /// The responses of an operation that reads a body: `413` and `400`.
