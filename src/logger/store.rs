@@ -51,6 +51,14 @@ fn unfiltered_page(query: &ListQuery, len: usize) -> Option<std::ops::Range<usiz
     Some(start..end)
 }
 
+/// How big a page of events is, before it is copied: what an answer's size is bounded by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PageSize {
+    pub events: usize,
+    /// The bytes of the events' strings (`user_id`, `description`, `status`), unescaped.
+    pub text_bytes: usize,
+}
+
 /// A cheaply clonable handle to the shared store.
 #[derive(Debug, Clone, Default)]
 pub struct Store {
@@ -282,18 +290,25 @@ impl Store {
         Page { total, events }
     }
 
-    /// How many events [`Store::list`] would answer now, without copying any: cheap without
-    /// filters, one pass over the events with them.
-    pub fn page_len(&self, query: &ListQuery) -> usize {
+    /// The size of the page [`Store::list`] would answer now, without copying any event: one
+    /// pass over the page (over all the events with filters).
+    pub fn page_size(&self, query: &ListQuery) -> PageSize {
         let inner = self.read();
+        let mut size = PageSize::default();
+        let add = |event: &Event| {
+            size.events += 1;
+            size.text_bytes += event.user_id.len() + event.description.len() + event.status.len();
+        };
         if let Some(range) = unfiltered_page(query, inner.events.len()) {
-            return range.len();
+            inner.events[range].iter().for_each(add);
+            return size;
         }
         let matching = inner.events.iter().filter(|e| query.matches(e));
         matching
             .skip(query.offset)
             .take(query.limit.unwrap_or(usize::MAX))
-            .count()
+            .for_each(add);
+        size
     }
 
     pub fn len(&self) -> usize {
@@ -464,12 +479,12 @@ mod tests {
     }
 
     #[test]
-    fn page_len_is_the_length_of_the_page_list_answers() {
+    fn page_size_counts_the_page_list_answers() {
         let store = Store::new();
-        for user in ["a", "b", "a", "a", "b", "c"] {
+        for user in ["a", "b", "a", "a", "b", "ccc"] {
             insert(&store, event(user));
         }
-        let users = [None, Some("a"), Some("b"), Some("z")];
+        let users = [None, Some("a"), Some("b"), Some("ccc"), Some("z")];
         for user_id in users {
             for offset in [0, 1, 2, 5, 9] {
                 for limit in [None, Some(0), Some(1), Some(2), Some(usize::MAX)] {
@@ -479,7 +494,16 @@ mod tests {
                         offset,
                         limit,
                     };
-                    assert_eq!(store.page_len(&q), store.list(&q).events.len(), "{q:?}");
+                    let page = store.list(&q).events;
+                    let text: usize = page
+                        .iter()
+                        .map(|e| e.user_id.len() + e.description.len() + e.status.len())
+                        .sum();
+                    let expected = PageSize {
+                        events: page.len(),
+                        text_bytes: text,
+                    };
+                    assert_eq!(store.page_size(&q), expected, "{q:?}");
                 }
             }
         }

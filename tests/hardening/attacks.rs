@@ -15,6 +15,10 @@ use crate::heavy;
 /// The idle timeout the logger runs with here (`HTTP_IDLE_TIMEOUT_SECS`).
 const IDLE_SECS: u64 = 2;
 
+/// How far above its baseline the process's memory may stay once an attack is over: it gives
+/// freed memory back (`http::memory`), so what is left is the allocator's working set.
+const RSS_SLACK_KB: u64 = 32 * 1024;
+
 /// A process's figures from `/proc`.
 #[derive(Debug, Clone, Copy)]
 struct Usage {
@@ -125,7 +129,7 @@ impl Target {
         let near = |u: Usage| {
             u.threads <= baseline.threads + 8
                 && u.fds <= baseline.fds + 8
-                && u.rss_kb <= baseline.rss_kb + 64 * 1024
+                && u.rss_kb <= baseline.rss_kb + RSS_SLACK_KB
         };
         let mut last = self.usage();
         let ok = wait_until(within, || {
@@ -136,7 +140,15 @@ impl Target {
             ok,
             "{what}: after {within:?}, {last:?}; baseline {baseline:?}"
         );
-        last
+        // What it settles at, for the figures: the heap is trimmed a moment after the threads
+        // end (`http::memory`). It must stay near.
+        std::thread::sleep(Duration::from_secs(2));
+        let settled = self.usage();
+        assert!(
+            near(settled),
+            "{what}: settled at {settled:?}; baseline {baseline:?}"
+        );
+        settled
     }
 }
 

@@ -26,14 +26,22 @@ use crate::logger::http::{BodyError, Request, Response};
 use crate::logger::metrics;
 use crate::logger::outbox::{HandOffError, Outbox, OutboxStatus};
 use crate::logger::storage::{StorageError, StorageStatus, Writer};
-use crate::logger::store::{Conditional, INITIAL_VERSION, Store};
+use crate::logger::store::{Conditional, INITIAL_VERSION, PageSize, Store};
 use crate::shared::env::Secret;
 use crate::shared::event::{Event, EventUpdate, NewEvent, Timestamp};
 use crate::shared::metrics as shared_metrics;
 
-/// No event's JSON in a list is shorter (its id and two timestamps alone are longer), so a
-/// page's length times this is a lower bound of its answer's size.
+/// No event's JSON in a list is shorter than this plus its strings (its id, two timestamps
+/// and field names alone are longer; escaping only lengthens the strings), so a page's answer
+/// is at least its [`PageSize`] in these terms.
 const MIN_EVENT_JSON_BYTES: usize = 150;
+
+/// A lower bound of the bytes of a page's JSON answer.
+fn answer_bytes_at_least(page: PageSize) -> usize {
+    page.events
+        .saturating_mul(MIN_EVENT_JSON_BYTES + 1)
+        .saturating_add(page.text_bytes)
+}
 
 /// What the handlers share.
 pub(crate) struct Api {
@@ -188,10 +196,7 @@ impl Api {
             Err(errors) => return unprocessable(&errors),
         };
         // A big page is copied and serialised only if the answer budget has room for it.
-        let at_least = self
-            .store
-            .page_len(&query)
-            .saturating_mul(MIN_EVENT_JSON_BYTES);
+        let at_least = answer_bytes_at_least(self.store.page_size(&query));
         if let Err(busy) = request.reserve_answer(at_least) {
             return error(503, &busy.to_string()).with_header("Retry-After", "1");
         }
@@ -321,10 +326,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn no_event_serialises_shorter_than_the_lower_bound() {
-        let mut smallest = crate::shared::event::sample("u", "d");
-        smallest.status = "s".into();
-        let json = serde_json::to_vec(&smallest).expect("serialises");
-        assert!(json.len() >= MIN_EVENT_JSON_BYTES, "{}", json.len());
+    fn no_page_serialises_shorter_than_its_lower_bound() {
+        let texts = [
+            ("u", "d", "s"),
+            ("u\"\\", "\u{1}\n\t", "é漢"),
+            ("ab", "🦀", "Processed"),
+        ];
+        let page: Vec<Event> = texts
+            .iter()
+            .map(|(user, description, status)| {
+                let mut event = crate::shared::event::sample(user, description);
+                event.status = (*status).into();
+                event
+            })
+            .collect();
+        for len in 0..=page.len() {
+            let events = &page[..len];
+            let size = PageSize {
+                events: len,
+                text_bytes: events
+                    .iter()
+                    .map(|e| e.user_id.len() + e.description.len() + e.status.len())
+                    .sum(),
+            };
+            let json = serde_json::to_vec(events).expect("serialises");
+            let bound = answer_bytes_at_least(size);
+            assert!(
+                json.len() >= bound,
+                "{len} events: {} < {bound}",
+                json.len()
+            );
+            // Tight enough to refuse early: within a few dozen bytes an event.
+            assert!(json.len() <= bound + 2 + len * 64, "{len}: {}", json.len());
+        }
     }
 }

@@ -70,6 +70,11 @@ impl Admission {
         self.large.acquire()
     }
 
+    /// Bytes of large answers being built or written now.
+    pub(super) fn answer_bytes(&self) -> usize {
+        self.answers.in_flight.load(Ordering::Relaxed)
+    }
+
     /// Waits until no handler runs.
     pub(super) fn wait_idle(&self) {
         self.running.wait_idle();

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use super::admission::{
     ANSWER_BYTES_IN_FLIGHT, Admission, AnswerPermit, AnswersBusy, SMALL_ANSWER_BYTES,
 };
+use super::memory::{self, Load, Trimmer};
 use super::message::{Request, Response, declared_length, read_bounded};
 use super::watchdog::{self, Alarm, ProbeConfig};
 use crate::shared::shutdown::Shutdown;
@@ -199,6 +200,7 @@ impl HttpServer {
 
 /// The thread that hears from tiny_http's accept loop: it hands out an error through `recv`
 /// only when the loop died. Requests never come this way (the connection handler takes them).
+/// Between two waits it gives memory back once a burst is over (`memory`).
 fn spawn_accept_watch(
     server: Arc<tiny_http::Server>,
     connections: Arc<Connections>,
@@ -207,7 +209,12 @@ fn spawn_accept_watch(
     std::thread::Builder::new()
         .name("http-accept-watch".into())
         .spawn(move || {
+            let mut trimmer = Trimmer::default();
             while !connections.stopping.load(Ordering::Acquire) {
+                let load = Load::now(connections.admission.answer_bytes());
+                if trimmer.observe(load, Instant::now()) {
+                    memory::trim();
+                }
                 match server.recv_timeout(Duration::from_millis(200)) {
                     Ok(Some(request)) => connections.serve(request),
                     Ok(None) => {}
