@@ -335,11 +335,25 @@ fn refuse_connection(mut sock: Connection, error_bodies: &ErrorBodies) {
     answer.extend_from_slice(&body);
     let _ = sock.write_all(&answer);
     let _ = sock.shutdown(Shutdown::Write);
+    // PATCHED (fix 25): all that already came, up to 64 KiB (it was one read of 4 KiB); never
+    // waiting, since this is the accept thread. What comes later still resets the connection.
     if sock.set_nonblocking(true).is_ok() {
-        let mut sink = [0u8; 4096];
-        let _ = sock.read(&mut sink);
+        let mut sink = [0u8; 8192];
+        let mut drained = 0;
+        while drained < REFUSAL_DRAIN_BYTES {
+            match sock.read(&mut sink) {
+                Ok(0) => break,
+                Ok(n) => drained += n,
+                Err(e) if e.kind() == IoErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
     }
 }
+
+/// PATCHED (fix 25): what the accept thread's `503` reads and discards at most of what a
+/// refused client already sent.
+const REFUSAL_DRAIN_BYTES: usize = 64 * 1024;
 
 /// PATCHED (see PATCHES.md, fix 18): reads the requests of one connection. With a connection
 /// handler, each runs on this thread and the next is read only once it is answered; without
@@ -522,16 +536,10 @@ impl Server {
                     }
                     Ok((sock, _)) => {
                         use util::RefinedTcpStream;
-                        let streams = match ssl {
-                            // PATCHED (fix 22): a client accepted without a second descriptor
-                            // for its socket is told to come back (503), then closed.
-                            None => match sock.try_clone() {
-                                Ok(dup) => Ok(RefinedTcpStream::pair(dup.into(), sock.into())),
-                                Err(e) => {
-                                    refuse_connection(sock, &inside_error_bodies);
-                                    Err(e)
-                                }
-                            },
+                        // PATCHED (fix 24): the two halves share the socket, no `dup` that
+                        // could fail (patch 22 answered 503 when it did).
+                        let (read_closable, write_closable) = match ssl {
+                            None => RefinedTcpStream::new(sock),
                             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
                             Some(ref ssl) => {
                                 // trying to apply SSL over the connection
@@ -545,15 +553,6 @@ impl Server {
                             }
                             #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
                             Some(ref _ssl) => unreachable!(),
-                        };
-                        // PATCHED (fix 22): no descriptor to duplicate the socket: the loop
-                        // pauses as for `EMFILE`.
-                        let (read_closable, write_closable) = match streams {
-                            Ok(streams) => streams,
-                            Err(e) => {
-                                thread::sleep(backoff.failed(&e));
-                                continue;
-                            }
                         };
 
                         // PATCHED: with the server's `error_bodies`
