@@ -282,7 +282,12 @@ fn a_refused_request_is_sent_whole_then_gets_its_answer_and_a_clean_close() {
             text: String::from_utf8_lossy(&answer).into_owned(),
             closed: true,
         };
-        assert_eq!(answer.status_lines(), [status_line], "{name}: {}", answer.text);
+        assert_eq!(
+            answer.status_lines(),
+            [status_line],
+            "{name}: {}",
+            answer.text
+        );
         assert!(
             answer.text.contains("\r\nConnection: close\r\n"),
             "{name}: {}",
