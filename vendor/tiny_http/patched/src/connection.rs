@@ -150,17 +150,23 @@ impl Connection {
 /// a lingering close reads and discards at most.
 pub(crate) const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 pub(crate) const LINGER_BYTES: usize = 1 << 20;
+/// PATCHED (fix 25): what a close that cannot wait (the accept thread's `503`, a connection
+/// whose last handle is dropped by the application's thread) discards at most.
+pub(crate) const DISCARD_BYTES: usize = 64 * 1024;
 
 /// PATCHED (see PATCHES.md, fix 25): a plain connection, shared by its reading and writing
-/// halves (fix 24), that closes by lingering once its last handle is dropped.
+/// halves (fix 24), that closes without a reset.
 ///
 /// Closing a socket whose receive buffer holds unread data, or that receives data after it
 /// is closed, makes the kernel send a reset (RST) instead of a FIN, and a client that gets
 /// the reset before it has read the answer loses the answer: a `413` or `400` sent before
 /// the body was read, then the connection closed. So when the connection answered something
-/// and the client has not closed its side, the close sends a FIN first (`shutdown(Write)`),
-/// then reads and discards what the client still sends, until the client closes too, for at
-/// most [`LINGER_TIME`] in all or [`LINGER_BYTES`], and only then closes the socket.
+/// and the client has not closed its side, the connection's thread closes it by lingering
+/// ([`SharedConnection::close_lingering`]): a FIN first (`shutdown(Write)`), then what the
+/// client still sends is read and discarded, until the client closes too, for at most
+/// [`LINGER_TIME`] in all or [`LINGER_BYTES`], and only then the socket is closed. Should
+/// the last handle be dropped elsewhere (a request the application still held, in queue
+/// mode), that thread is not held: the FIN, then what already came, up to [`DISCARD_BYTES`].
 pub(crate) struct SharedConnection {
     connection: Connection,
     // something was written to the client: an answer to protect
@@ -210,12 +216,29 @@ impl SharedConnection {
     pub(crate) fn flush(&self) -> std::io::Result<()> {
         (&self.connection).flush()
     }
+
+    fn needs_care(&self) -> bool {
+        self.answered.load(Relaxed) && !self.finished.load(Relaxed)
+    }
+
+    /// Called by the connection's thread once it is done with the connection: if `shared`
+    /// is its last handle, closes it by lingering (on this thread); otherwise the last one
+    /// dropped closes it (without waiting).
+    pub(crate) fn close_lingering(shared: std::sync::Arc<SharedConnection>) {
+        if let Ok(shared) = std::sync::Arc::try_unwrap(shared) {
+            if shared.needs_care() {
+                linger(&shared.connection, LINGER_TIME, LINGER_BYTES);
+                shared.finished.store(true, Relaxed);
+            }
+        }
+    }
 }
 
 impl Drop for SharedConnection {
     fn drop(&mut self) {
-        if self.answered.load(Relaxed) && !self.finished.load(Relaxed) {
-            linger(&self.connection, LINGER_TIME, LINGER_BYTES);
+        if self.needs_care() {
+            let _ = self.connection.shutdown(Shutdown::Write);
+            discard_pending(&self.connection, DISCARD_BYTES);
         }
     }
 }
@@ -242,6 +265,25 @@ pub(crate) fn linger(connection: &Connection, time: std::time::Duration, bytes: 
         }
     }
 }
+
+/// PATCHED (fix 25): reads and discards what the client already sent, up to `bytes`, never
+/// waiting (the socket is left non-blocking: it is about to be closed).
+pub(crate) fn discard_pending(connection: &Connection, bytes: usize) {
+    if connection.set_nonblocking(true).is_err() {
+        return;
+    }
+    let mut sink = [0u8; 8192];
+    let mut drained = 0;
+    while drained < bytes {
+        match (&*connection).read(&mut sink) {
+            Ok(0) => return,
+            Ok(n) => drained += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
+
 impl From<TcpStream> for Connection {
     fn from(s: TcpStream) -> Self {
         Self::Tcp(s)

@@ -320,7 +320,8 @@ mod accept_error_tests {
 /// what the client already sent is read first (without waiting), since closing a socket with
 /// unread data resets the connection, and a reset can make the client lose the answer.
 fn refuse_connection(mut sock: Connection, error_bodies: &ErrorBodies) {
-    use std::io::{Read, Write};
+    // PATCHED (fix 25): no `Read`, `discard_pending` reads
+    use std::io::Write;
     // Written by hand: `Response` drops a `Connection` header its user sets.
     let (body, content_type) = error_bodies.body(503, "too many connections, retry later");
     let content_type = content_type
@@ -337,23 +338,8 @@ fn refuse_connection(mut sock: Connection, error_bodies: &ErrorBodies) {
     let _ = sock.shutdown(Shutdown::Write);
     // PATCHED (fix 25): all that already came, up to 64 KiB (it was one read of 4 KiB); never
     // waiting, since this is the accept thread. What comes later still resets the connection.
-    if sock.set_nonblocking(true).is_ok() {
-        let mut sink = [0u8; 8192];
-        let mut drained = 0;
-        while drained < REFUSAL_DRAIN_BYTES {
-            match sock.read(&mut sink) {
-                Ok(0) => break,
-                Ok(n) => drained += n,
-                Err(e) if e.kind() == IoErrorKind::Interrupted => {}
-                Err(_) => break,
-            }
-        }
-    }
+    connection::discard_pending(&sock, connection::DISCARD_BYTES);
 }
-
-/// PATCHED (fix 25): what the accept thread's `503` reads and discards at most of what a
-/// refused client already sent.
-const REFUSAL_DRAIN_BYTES: usize = 64 * 1024;
 
 /// PATCHED (see PATCHES.md, fix 18): reads the requests of one connection. With a connection
 /// handler, each runs on this thread and the next is read only once it is answered; without
@@ -369,6 +355,8 @@ fn serve_connection(
     let (sender, receiver) = mpsc::channel();
     let secure = client.secure();
     let out_of_step = client.out_of_step().clone();
+    // PATCHED (fix 25): to close the connection from this thread, lingering
+    let shared = client.shared_connection();
     while let Some(rq) = client.next() {
         let rq = rq.with_out_of_step_flag(out_of_step.clone());
         match tuning.handler() {
@@ -383,6 +371,12 @@ fn serve_connection(
         if receiver.recv().is_err() || out_of_step.load(std::sync::atomic::Ordering::Acquire) {
             break;
         }
+    }
+    // PATCHED (fix 25): a lingering close if this is the last handle (with a connection
+    // handler, it is: the request was dropped on this thread).
+    drop(client);
+    if let Some(shared) = shared {
+        connection::SharedConnection::close_lingering(shared);
     }
 }
 

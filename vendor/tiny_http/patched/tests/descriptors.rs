@@ -71,5 +71,10 @@ fn an_open_connection_costs_the_server_one_descriptor() {
     }
     assert_eq!(server.num_connections(), 0);
     let after = open_descriptors();
-    assert!(after <= before + 8, "{} descriptors before, {} after", before, after);
+    assert!(
+        after <= before + 8,
+        "{} descriptors before, {} after",
+        before,
+        after
+    );
 }

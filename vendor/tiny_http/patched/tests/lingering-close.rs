@@ -85,7 +85,10 @@ fn a_silent_client_is_closed_after_two_seconds_of_lingering() {
     // The client keeps its side open and sends nothing.
     let answered = Instant::now();
     while server.num_connections() > 0 {
-        assert!(answered.elapsed() < Duration::from_secs(5), "lingers for ever");
+        assert!(
+            answered.elapsed() < Duration::from_secs(5),
+            "lingers for ever"
+        );
         sleep(Duration::from_millis(20));
     }
     assert!(answered.elapsed() >= Duration::from_millis(1500));
@@ -100,7 +103,8 @@ fn the_refusal_beyond_the_connection_limit_reads_what_came_before_closing() {
     server.set_max_connections(1);
     let port = server.server_addr().to_ip().unwrap().port();
     let mut held = connect(port);
-    held.write_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+    held.write_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        .unwrap();
     let mut buf = [0u8; 12];
     held.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"HTTP/1.1 200");
@@ -115,4 +119,28 @@ fn the_refusal_beyond_the_connection_limit_reads_what_came_before_closing() {
         client.read_to_end(&mut answer).unwrap();
         assert!(answer.starts_with(b"HTTP/1.1 503"));
     }
+}
+
+#[test]
+fn without_a_connection_handler_responding_does_not_wait_for_the_linger() {
+    // Queue mode: the application's thread may drop the connection's last handle; it must
+    // not be held for the 2 s of a lingering close.
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let port = server.server_addr().to_ip().unwrap().port();
+    let mut client = connect(port);
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let rq = server.recv().unwrap();
+    let started = Instant::now();
+    rq.respond(tiny_http::Response::from_string("hello"))
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    let mut answer = String::new();
+    client.read_to_string(&mut answer).unwrap();
+    assert!(answer.ends_with("hello"), "{}", answer);
 }

@@ -131,6 +131,16 @@ impl RefinedTcpStream {
         self.stream.peer_addr()
     }
 
+    /// PATCHED (fix 25): the shared plain connection (`None` over TLS), for its thread's
+    /// lingering close.
+    pub(crate) fn shared(&self) -> Option<Arc<SharedConnection>> {
+        match &self.stream {
+            Stream::Http(shared) => Some(Arc::clone(shared)),
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(_) => None,
+        }
+    }
+
     /// PATCHED: the read timeout of a plain connection (`None` over TLS).
     pub(crate) fn read_timeout(&self) -> Option<std::time::Duration> {
         match &self.stream {
