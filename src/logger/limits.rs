@@ -81,6 +81,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_connection_costs_one_descriptor_of_the_default_limit() {
+        let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
+        let hard = hard.min(1 << 20);
+        let reserve = FD_RESERVE.min(hard / 4).max(MIN_FD_RESERVE);
+        // Not halved any more: tiny_http no longer duplicates each socket (the fork's patch 24).
+        assert_eq!(default_max_connections() as u64, (hard - reserve).max(1));
+    }
+
+    #[test]
     fn soft_limit_ends_at_the_hard_limit() {
         let limit = raise_fd_limit().expect("getrlimit works on Linux");
         assert_eq!(limit.soft, limit.hard);
