@@ -1,8 +1,8 @@
 //! Process resource limits the Event Logger adjusts at start: the open-file limit, and the
 //! connection limit derived from it.
 //!
-//! Every connection costs two file descriptors (tiny_http duplicates the socket for its reading
-//! and writing halves). Many systems start processes with a soft limit of 1024 under a much
+//! Every connection costs one file descriptor (the fork's patch 24: tiny_http's reading and
+//! writing halves share the socket instead of duplicating it). Many systems start processes with a soft limit of 1024 under a much
 //! higher hard limit, so the soft limit is raised to the hard one, which needs no privilege;
 //! the default `MAX_CONNECTIONS` keeps [`FD_RESERVE`] descriptors for everything else.
 
@@ -20,7 +20,7 @@ pub const FD_RESERVE: u64 = 256;
 pub const MIN_FD_RESERVE: u64 = 16;
 
 /// The default `MAX_CONNECTIONS`: what the hard open-file limit (the soft one after
-/// [`raise_fd_limit`]) leaves after [`FD_RESERVE`], two descriptors per connection.
+/// [`raise_fd_limit`]) leaves after [`FD_RESERVE`], one descriptor per connection.
 pub fn default_max_connections() -> usize {
     let hard = rlimit::getrlimit(rlimit::Resource::NOFILE)
         .map(|(_, hard)| hard)
@@ -28,7 +28,7 @@ pub fn default_max_connections() -> usize {
         // "unlimited", or more than the kernel gives a process (fs.nr_open, 1 Mi by default)
         .min(1 << 20);
     let reserve = FD_RESERVE.min(hard / 4).max(MIN_FD_RESERVE);
-    (hard.saturating_sub(reserve) / 2).max(1) as usize
+    hard.saturating_sub(reserve).max(1) as usize
 }
 
 /// The open-file limit before and after [`raise_fd_limit`].
@@ -79,6 +79,15 @@ pub fn log(result: &io::Result<FdLimit>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connection_costs_one_descriptor_of_the_default_limit() {
+        let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
+        let hard = hard.min(1 << 20);
+        let reserve = FD_RESERVE.min(hard / 4).max(MIN_FD_RESERVE);
+        // Not halved any more: tiny_http no longer duplicates each socket (the fork's patch 24).
+        assert_eq!(default_max_connections() as u64, (hard - reserve).max(1));
+    }
 
     #[test]
     fn soft_limit_ends_at_the_hard_limit() {

@@ -30,7 +30,7 @@ pub const LOGGER_VARS: &[Var] = &[
     var(
         "MAX_CONNECTIONS",
         "from the open-file limit",
-        "connections open at once (beyond: 503 and close); default: (hard RLIMIT_NOFILE - reserve) / 2",
+        "connections open at once (beyond: 503 and close); default: hard RLIMIT_NOFILE - reserve (one descriptor each)",
     ),
     var(
         "MAX_BODY_BYTES",

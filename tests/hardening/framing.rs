@@ -228,6 +228,79 @@ fn a_too_large_body_gets_413_with_connection_close_and_nothing_after_it_runs() {
     assert_eq!(stored(&app, "after 413"), 0);
 }
 
+/// A client that sends a refused request whole, and slowly: the head and a first part of
+/// the body, a pause of 1.5 s (by then the server has answered and closed its side), then
+/// 256 KiB more; only then does it read. It must get the whole answer and a clean end: the
+/// server's close lingers (the fork's patch 25), reading what still comes, where a plain close
+/// made the kernel reset the connection and the client lose the answer it had not read.
+#[test]
+fn a_refused_request_is_sent_whole_then_gets_its_answer_and_a_clean_close() {
+    let _guard = light();
+    let app = spawn_app();
+    let cases = [
+        (
+            "413",
+            "Content-Length: 10000000\r\n",
+            "HTTP/1.1 413 Payload Too Large",
+            "too large",
+        ),
+        (
+            "CL+TE",
+            "Content-Length: 300000\r\nTransfer-Encoding: chunked\r\n",
+            "HTTP/1.1 400 Bad Request",
+            "Content-Length and Transfer-Encoding",
+        ),
+    ];
+    for (name, framing, status_line, detail) in cases {
+        let mut stream = TcpStream::connect(app.addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let head = format!(
+            "POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{framing}\r\n"
+        );
+        stream.write_all(head.as_bytes()).expect("send the head");
+        stream.write_all(&[b'a'; 1024]).expect("send a first part");
+        std::thread::sleep(Duration::from_millis(1500));
+        if let Err(e) = stream.write_all(&vec![b'a'; 256 * 1024]) {
+            panic!("{name}: sending the rest of the body: {e} ({:?})", e.kind());
+        }
+        let mut answer = Vec::new();
+        let mut chunk = [0u8; 8192];
+        loop {
+            match stream.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => answer.extend_from_slice(&chunk[..n]),
+                Err(e) => panic!(
+                    "{name}: reading the answer: {e} ({:?}) after {:?}",
+                    e.kind(),
+                    String::from_utf8_lossy(&answer)
+                ),
+            }
+        }
+        let answer = Answer {
+            text: String::from_utf8_lossy(&answer).into_owned(),
+            closed: true,
+        };
+        assert_eq!(
+            answer.status_lines(),
+            [status_line],
+            "{name}: {}",
+            answer.text
+        );
+        assert!(
+            answer.text.contains("\r\nConnection: close\r\n"),
+            "{name}: {}",
+            answer.text
+        );
+        let json = answer.body_json();
+        assert!(
+            json["detail"].as_str().is_some_and(|d| d.contains(detail)),
+            "{name}: {json}"
+        );
+    }
+}
+
 #[test]
 fn the_connections_own_errors_say_connection_close() {
     let _guard = light();

@@ -50,6 +50,9 @@ pub struct ClientConnection {
 
     // PATCHED: the bytes of the request head being read, kept from one request to the next
     head_buf: Vec<u8>,
+
+    // PATCHED (fix 25): the plain connection both halves share (`None` over TLS)
+    shared: Option<std::sync::Arc<crate::connection::SharedConnection>>,
 }
 
 /// Error that can happen when reading a request.
@@ -73,6 +76,7 @@ impl ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
         let head_timeout = read_socket.read_timeout(); // PATCHED
+        let shared = read_socket.shared(); // PATCHED (fix 25)
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -88,7 +92,16 @@ impl ClientConnection {
             error_bodies,                  // PATCHED
             head_timeout,                  // PATCHED
             head_buf: Vec::new(),          // PATCHED
+            shared,                        // PATCHED (fix 25)
         }
+    }
+
+    /// PATCHED (fix 25): a handle on the plain connection (`None` over TLS), with which the
+    /// connection's thread closes it once this is dropped.
+    pub(crate) fn shared_connection(
+        &self,
+    ) -> Option<std::sync::Arc<crate::connection::SharedConnection>> {
+        self.shared.clone()
     }
 
     /// true if the connection is HTTPS

@@ -320,7 +320,8 @@ mod accept_error_tests {
 /// what the client already sent is read first (without waiting), since closing a socket with
 /// unread data resets the connection, and a reset can make the client lose the answer.
 fn refuse_connection(mut sock: Connection, error_bodies: &ErrorBodies) {
-    use std::io::{Read, Write};
+    // PATCHED (fix 25): no `Read`, `discard_pending` reads
+    use std::io::Write;
     // Written by hand: `Response` drops a `Connection` header its user sets.
     let (body, content_type) = error_bodies.body(503, "too many connections, retry later");
     let content_type = content_type
@@ -335,10 +336,9 @@ fn refuse_connection(mut sock: Connection, error_bodies: &ErrorBodies) {
     answer.extend_from_slice(&body);
     let _ = sock.write_all(&answer);
     let _ = sock.shutdown(Shutdown::Write);
-    if sock.set_nonblocking(true).is_ok() {
-        let mut sink = [0u8; 4096];
-        let _ = sock.read(&mut sink);
-    }
+    // PATCHED (fix 25): all that already came, up to 64 KiB (it was one read of 4 KiB); never
+    // waiting, since this is the accept thread. What comes later still resets the connection.
+    connection::discard_pending(&sock, connection::DISCARD_BYTES);
 }
 
 /// PATCHED (see PATCHES.md, fix 18): reads the requests of one connection. With a connection
@@ -355,6 +355,8 @@ fn serve_connection(
     let (sender, receiver) = mpsc::channel();
     let secure = client.secure();
     let out_of_step = client.out_of_step().clone();
+    // PATCHED (fix 25): to close the connection from this thread, lingering
+    let shared = client.shared_connection();
     while let Some(rq) = client.next() {
         let rq = rq.with_out_of_step_flag(out_of_step.clone());
         match tuning.handler() {
@@ -369,6 +371,12 @@ fn serve_connection(
         if receiver.recv().is_err() || out_of_step.load(std::sync::atomic::Ordering::Acquire) {
             break;
         }
+    }
+    // PATCHED (fix 25): a lingering close if this is the last handle (with a connection
+    // handler, it is: the request was dropped on this thread).
+    drop(client);
+    if let Some(shared) = shared {
+        connection::SharedConnection::close_lingering(shared);
     }
 }
 
@@ -522,16 +530,10 @@ impl Server {
                     }
                     Ok((sock, _)) => {
                         use util::RefinedTcpStream;
-                        let streams = match ssl {
-                            // PATCHED (fix 22): a client accepted without a second descriptor
-                            // for its socket is told to come back (503), then closed.
-                            None => match sock.try_clone() {
-                                Ok(dup) => Ok(RefinedTcpStream::pair(dup.into(), sock.into())),
-                                Err(e) => {
-                                    refuse_connection(sock, &inside_error_bodies);
-                                    Err(e)
-                                }
-                            },
+                        // PATCHED (fix 24): the two halves share the socket, no `dup` that
+                        // could fail (patch 22 answered 503 when it did).
+                        let (read_closable, write_closable) = match ssl {
+                            None => RefinedTcpStream::new(sock),
                             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
                             Some(ref ssl) => {
                                 // trying to apply SSL over the connection
@@ -545,15 +547,6 @@ impl Server {
                             }
                             #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
                             Some(ref _ssl) => unreachable!(),
-                        };
-                        // PATCHED (fix 22): no descriptor to duplicate the socket: the loop
-                        // pauses as for `EMFILE`.
-                        let (read_closable, write_closable) = match streams {
-                            Ok(streams) => streams,
-                            Err(e) => {
-                                thread::sleep(backoff.failed(&e));
-                                continue;
-                            }
                         };
 
                         // PATCHED: with the server's `error_bodies`

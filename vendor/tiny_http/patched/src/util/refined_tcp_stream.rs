@@ -1,34 +1,37 @@
 use std::io::Result as IoResult;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc; // PATCHED (fix 24)
 
-use crate::connection::Connection;
+use crate::connection::{Connection, SharedConnection}; // PATCHED (fix 25): SharedConnection
 #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
 use crate::ssl::SslStream;
 
 pub(crate) enum Stream {
-    Http(Connection),
+    // PATCHED (see PATCHES.md, fix 24): shared by the reading and the writing half, so that a
+    // connection costs one descriptor (upstream duplicated the socket for each half).
+    // PATCHED (fix 25): which lingers as it closes
+    Http(Arc<SharedConnection>),
     #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
     Https(SslStream),
 }
 
-// PATCHED (fix 22): upstream's `Clone` unwrapped `try_clone`, which fails (`EMFILE`) when the
-// process is out of descriptors: the panic killed the accept thread. (Plain connections are
-// duplicated by the accept loop itself, which answers a 503 when it cannot.)
-#[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-impl Stream {
-    fn try_clone(&self) -> IoResult<Self> {
+// PATCHED (fix 24): a clone shares the connection; it can no longer fail (upstream's `Clone`
+// unwrapped `try_clone`, a `dup` that fails with `EMFILE` when the process is out of
+// descriptors, and patch 22 answered that client 503).
+impl Clone for Stream {
+    fn clone(&self) -> Self {
         match self {
-            Stream::Http(tcp_stream) => tcp_stream.try_clone().map(Stream::Http),
+            Stream::Http(connection) => Stream::Http(Arc::clone(connection)),
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-            Stream::Https(ssl_stream) => Ok(Stream::Https(ssl_stream.clone())),
+            Stream::Https(ssl_stream) => Stream::Https(ssl_stream.clone()),
         }
     }
 }
 
 impl From<Connection> for Stream {
     fn from(tcp_stream: Connection) -> Self {
-        Stream::Http(tcp_stream)
+        Stream::Http(Arc::new(SharedConnection::new(tcp_stream))) // PATCHED (fix 24, 25)
     }
 }
 
@@ -43,7 +46,7 @@ impl Stream {
 
     fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
         match self {
-            Stream::Http(tcp_stream) => tcp_stream.peer_addr(),
+            Stream::Http(tcp_stream) => tcp_stream.connection().peer_addr(), // PATCHED (fix 25)
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
             Stream::Https(ssl_stream) => ssl_stream.peer_addr(),
         }
@@ -51,7 +54,7 @@ impl Stream {
 
     fn shutdown(&mut self, how: Shutdown) -> IoResult<()> {
         match self {
-            Stream::Http(tcp_stream) => tcp_stream.shutdown(how),
+            Stream::Http(tcp_stream) => tcp_stream.connection().shutdown(how), // PATCHED (fix 25)
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
             Stream::Https(ssl_stream) => ssl_stream.shutdown(how),
         }
@@ -61,7 +64,7 @@ impl Stream {
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
         match self {
-            Stream::Http(tcp_stream) => tcp_stream.read(buf),
+            Stream::Http(tcp_stream) => tcp_stream.read(buf), // PATCHED (fix 24, 25)
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
             Stream::Https(ssl_stream) => ssl_stream.read(buf),
         }
@@ -71,7 +74,7 @@ impl Read for Stream {
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
         match self {
-            Stream::Http(tcp_stream) => tcp_stream.write(buf),
+            Stream::Http(tcp_stream) => tcp_stream.write(buf), // PATCHED (fix 24, 25)
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
             Stream::Https(ssl_stream) => ssl_stream.write(buf),
         }
@@ -79,7 +82,7 @@ impl Write for Stream {
 
     fn flush(&mut self) -> IoResult<()> {
         match self {
-            Stream::Http(tcp_stream) => tcp_stream.flush(),
+            Stream::Http(tcp_stream) => tcp_stream.flush(), // PATCHED (fix 24, 25)
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
             Stream::Https(ssl_stream) => ssl_stream.flush(),
         }
@@ -93,19 +96,15 @@ pub struct RefinedTcpStream {
 }
 
 impl RefinedTcpStream {
-    // PATCHED (fix 22): fails, rather than panics, when the stream cannot be duplicated
-    #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-    pub(crate) fn new<S>(stream: S) -> IoResult<(RefinedTcpStream, RefinedTcpStream)>
+    /// PATCHED (fix 24): the reading and the writing half of one stream, which they share
+    /// (no duplicate, so this cannot fail).
+    pub(crate) fn new<S>(stream: S) -> (RefinedTcpStream, RefinedTcpStream)
     where
         S: Into<Stream>,
     {
         let stream: Stream = stream.into();
-        let read = stream.try_clone()?; // PATCHED
-        Ok(Self::pair(read, stream))
-    }
 
-    /// PATCHED (fix 22): the reading and the writing half, from a stream and its duplicate.
-    pub(crate) fn pair(read: Stream, write: Stream) -> (RefinedTcpStream, RefinedTcpStream) {
+        let (read, write) = (stream.clone(), stream);
 
         let read = RefinedTcpStream {
             stream: read,
@@ -132,10 +131,21 @@ impl RefinedTcpStream {
         self.stream.peer_addr()
     }
 
+    /// PATCHED (fix 25): the shared plain connection (`None` over TLS), for its thread's
+    /// lingering close.
+    pub(crate) fn shared(&self) -> Option<Arc<SharedConnection>> {
+        match &self.stream {
+            Stream::Http(shared) => Some(Arc::clone(shared)),
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(_) => None,
+        }
+    }
+
     /// PATCHED: the read timeout of a plain connection (`None` over TLS).
     pub(crate) fn read_timeout(&self) -> Option<std::time::Duration> {
         match &self.stream {
-            Stream::Http(connection) => connection.read_timeout().ok().flatten(),
+            // PATCHED (fix 25): of the shared connection
+            Stream::Http(shared) => shared.connection().read_timeout().ok().flatten(),
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
             Stream::Https(_) => None,
         }
@@ -144,7 +154,10 @@ impl RefinedTcpStream {
 
 impl Drop for RefinedTcpStream {
     fn drop(&mut self) {
-        if self.close_read {
+        // PATCHED (fix 25): not a plain connection's reading side, which its lingering close
+        // still reads (after `shutdown(Read)`, a read returns 0 at once): it is closed when its
+        // last handle is dropped (`SharedConnection`).
+        if self.close_read && self.secure() {
             self.stream.shutdown(Shutdown::Read).ok();
         }
 
