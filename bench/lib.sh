@@ -3,7 +3,7 @@
 #
 # The script that sources it sets TMP (logs), BIN (the release directory: bench_driver),
 # DURATION (seconds a wrk run) and WRK_THREADS, and traps EXIT to call stop_started.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034,SC2153 # W_* are the caller's to read; DURATION the caller's
 
 die() {
     echo "bench: $*" >&2

@@ -456,9 +456,9 @@ CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
     echo "the same run hold better)."
     echo
     echo "Settings: ${DURATION} s a measurement, $PAIRS pairs (ceiling, logger) per throughput case, medians"
-    echo "reported; \`wrk -t$WRK_THREADS\` with keep-alive; $THREADS HTTP handler permits (\`HTTP_THREADS\`) in both the"
-    echo "logger and the ceiling (\`examples/ceiling.rs\`: a bare \`tiny_http\` server built like the logger, a thread per"
-    echo "connection, answering a fixed 80-byte JSON body)."
+    echo "reported; \`wrk -t$WRK_THREADS\` with keep-alive; $THREADS HTTP handler permits (\`HTTP_THREADS\`) in both"
+    echo "the logger and the ceiling (\`examples/ceiling.rs\`: a bare \`tiny_http\` server built like the"
+    echo "logger, a thread per connection, answering a fixed 80-byte JSON body)."
     echo "Latencies of HTTP cases are wrk's, per request at that load; end-to-end latencies are"
     echo "\`updated_at\` − \`created_at\` of each event (creation to \`Processed\`). Errors: transport errors"
     echo "plus non-2xx answers."
