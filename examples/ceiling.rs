@@ -61,9 +61,15 @@ fn main() {
         content_type: tiny_http::Header::from_bytes("Content-Type", "application/json")
             .unwrap_or_else(|()| unreachable!("a valid header")),
     });
+    let permits = Arc::new(Permits::new(threads));
     let design = if queue {
         format!("a queue and {threads} worker threads")
     } else {
+        // Set before the address is printed, so that clients who wait for it never meet the
+        // queue (where requests go until a handler is set).
+        let (answer, permits) = (answer.clone(), permits.clone());
+        server.set_connection_stack_size(CONNECTION_STACK_BYTES);
+        server.set_connection_handler(move |request| answer.serve(request, Some(&permits)));
         format!("a thread per connection and {threads} handler permits")
     };
     match server.server_addr().to_ip() {
@@ -88,13 +94,16 @@ fn main() {
             let _ = worker.join();
         }
     } else {
-        let permits = Arc::new(Permits::new(threads));
-        server.set_connection_stack_size(CONNECTION_STACK_BYTES);
-        server.set_connection_handler(move |request| answer.serve(request, Some(&permits)));
-        // With a connection handler, the queue only reports a dead accept loop.
-        if let Err(e) = server.recv() {
-            eprintln!("ceiling: tiny_http's accept loop stopped: {e}");
-            std::process::exit(1);
+        // With a connection handler, the queue only reports a dead accept loop (and holds the
+        // requests of connections accepted before the handler was set, if any).
+        loop {
+            match server.recv() {
+                Ok(request) => answer.serve(request, Some(&permits)),
+                Err(e) => {
+                    eprintln!("ceiling: tiny_http's accept loop stopped: {e}");
+                    std::process::exit(1);
+                }
+            }
         }
     }
 }
