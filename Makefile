@@ -21,7 +21,7 @@ SERVICE ?=
 # Where cargo puts the binaries (honours CARGO_TARGET_DIR, as cargo does).
 BIN := $(or $(CARGO_TARGET_DIR),target)/release
 
-.PHONY: help up down down-v logs ps run run-amqp test check bench bench-durability openapi fmt lint docker-engine
+.PHONY: help up down down-v logs ps run run-amqp test check bench bench-builds bench-durability openapi fmt lint docker-engine
 
 help: ## List the targets
 	@echo "Usage: make TARGET"
@@ -166,6 +166,9 @@ check: ## Run everything CI runs (bash .ci/run)
 
 bench: ## Run the benchmarks (bash bench/run.sh)
 	@bash bench/run.sh
+
+bench-builds: ## Logger builds or settings against the ceiling, round-robin (bash bench/builds.sh; LOGGERS, CEILINGS, CASES)
+	@bash bench/builds.sh
 
 bench-durability: ## DATA_DIR benchmark: POST in memory vs SYNC=normal/full, start-up and memory with 1,000,000 events
 	cargo build --release --bins --examples
