@@ -117,6 +117,35 @@ measure() {
     stop_pid "$pid"
 }
 
+# shellcheck disable=SC2086 # lists of numbers, split on purpose
+throughput_cells() {
+    echo "$(int "$(median ${RPS[$1]})") | $(ms "$(median ${P99[$1]})") | $(calc "$(median ${RATIO[$1]})") |"
+}
+
+# shellcheck disable=SC2086
+latency_cells() {
+    echo "$(ms "$(median ${P50[$1]})") | $(cpu_time "$(median ${CPU[$1]})") |"
+}
+
+# A markdown table, a row per server: for each case, the columns named in $1 ("a | b"),
+# filled by the function $2 given the key "case|server".
+table() {
+    local header="| server |" rule="|---|" line case name
+    for case in $CASES; do
+        header+=" $case ${1//| /| $case } |"
+        rule+=$(printf -- '---|%.0s' $(seq "$(($(grep -o '|' <<<"$1" | wc -l) + 1))"))
+    done
+    echo "$header"
+    echo "$rule"
+    for name in "${NAMES[@]}"; do
+        line="| $name |"
+        for case in $CASES; do
+            line+=" $("$2" "$case|$name")"
+        done
+        echo "$line"
+    done
+}
+
 LOAD_BEFORE=$(cut -d ' ' -f 1-3 /proc/loadavg)
 STARTED_AT=$(date -u '+%Y-%m-%d %H:%M UTC')
 declare -A RPS P50 P99 CPU RATIO
@@ -160,39 +189,11 @@ LOAD_AFTER=$(cut -d ' ' -f 1-3 /proc/loadavg)
         echo "- \`$name\` (${KIND[$name]}): \`${BINARY[$name]}\`${EXTRA[$name]:+ with \`${EXTRA[$name]//,/ }\`}"
     done
     echo
-    header="| server |" rule="|---|"
-    for case in $CASES; do
-        header+=" $case req/s | p99 | × $REFERENCE |"
-        rule+="---|---|---|"
-    done
-    echo "$header"
-    echo "$rule"
-    for name in "${NAMES[@]}"; do
-        line="| $name |"
-        for case in $CASES; do
-            key="$case|$name"
-            line+=" $(int "$(median ${RPS[$key]})") | $(ms "$(median ${P99[$key]})") | $(calc "$(median ${RATIO[$key]})") |"
-        done
-        echo "$line"
-    done
+    table "req/s | p99 | × $REFERENCE" throughput_cells
     echo
     echo "p50 and the server's CPU time per request (user + system), medians:"
     echo
-    header="| server |" rule="|---|"
-    for case in $CASES; do
-        header+=" $case p50 | CPU/req |"
-        rule+="---|---|"
-    done
-    echo "$header"
-    echo "$rule"
-    for name in "${NAMES[@]}"; do
-        line="| $name |"
-        for case in $CASES; do
-            key="$case|$name"
-            line+=" $(ms "$(median ${P50[$key]})") | $(cpu_time "$(median ${CPU[$key]})") |"
-        done
-        echo "$line"
-    done
+    table "p50 | CPU/req" latency_cells
     echo
     echo "Each round's req/s:"
     echo
