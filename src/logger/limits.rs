@@ -2,9 +2,10 @@
 //! connection limit derived from it.
 //!
 //! Every connection costs one file descriptor (the fork's patch 24: tiny_http's reading and
-//! writing halves share the socket instead of duplicating it). Many systems start processes with a soft limit of 1024 under a much
-//! higher hard limit, so the soft limit is raised to the hard one, which needs no privilege;
-//! the default `MAX_CONNECTIONS` keeps [`FD_RESERVE`] descriptors for everything else.
+//! writing halves share the socket instead of duplicating it). Many systems start processes
+//! with a soft limit of 1024 under a much higher hard limit, so the soft limit is raised to
+//! the hard one, which needs no privilege; the default `MAX_CONNECTIONS` keeps
+//! [`FD_RESERVE`] descriptors for everything else.
 
 use std::io;
 

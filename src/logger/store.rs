@@ -59,6 +59,18 @@ pub struct PageSize {
     pub text_bytes: usize,
 }
 
+impl PageSize {
+    /// The size of `events`.
+    pub fn of<'a>(events: impl IntoIterator<Item = &'a Event>) -> PageSize {
+        let mut size = PageSize::default();
+        for event in events {
+            size.events += 1;
+            size.text_bytes += event.user_id.len() + event.description.len() + event.status.len();
+        }
+        size
+    }
+}
+
 /// A cheaply clonable handle to the shared store.
 #[derive(Debug, Clone, Default)]
 pub struct Store {
@@ -294,21 +306,15 @@ impl Store {
     /// pass over the page (over all the events with filters).
     pub fn page_size(&self, query: &ListQuery) -> PageSize {
         let inner = self.read();
-        let mut size = PageSize::default();
-        let add = |event: &Event| {
-            size.events += 1;
-            size.text_bytes += event.user_id.len() + event.description.len() + event.status.len();
-        };
         if let Some(range) = unfiltered_page(query, inner.events.len()) {
-            inner.events[range].iter().for_each(add);
-            return size;
+            return PageSize::of(&inner.events[range]);
         }
         let matching = inner.events.iter().filter(|e| query.matches(e));
-        matching
-            .skip(query.offset)
-            .take(query.limit.unwrap_or(usize::MAX))
-            .for_each(add);
-        size
+        PageSize::of(
+            matching
+                .skip(query.offset)
+                .take(query.limit.unwrap_or(usize::MAX)),
+        )
     }
 
     pub fn len(&self) -> usize {
@@ -495,18 +501,27 @@ mod tests {
                         limit,
                     };
                     let page = store.list(&q).events;
-                    let text: usize = page
-                        .iter()
-                        .map(|e| e.user_id.len() + e.description.len() + e.status.len())
-                        .sum();
-                    let expected = PageSize {
-                        events: page.len(),
-                        text_bytes: text,
-                    };
-                    assert_eq!(store.page_size(&q), expected, "{q:?}");
+                    assert_eq!(store.page_size(&q), PageSize::of(&page), "{q:?}");
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_page_size_counts_the_events_and_the_bytes_of_their_strings() {
+        let mut one = sample("ab", "cde");
+        one.status = "f".into();
+        let two = sample("g", "h");
+        let size = PageSize::of([&one, &two]);
+        let text = 2 + 3 + 1 + 1 + 1 + "NotProcessed".len();
+        assert_eq!(
+            size,
+            PageSize {
+                events: 2,
+                text_bytes: text
+            }
+        );
+        assert_eq!(PageSize::of(&[]), PageSize::default());
     }
 
     #[test]

@@ -53,19 +53,27 @@ fn exchange(addr: SocketAddr, raw: &[u8]) -> Answer {
         .set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
     stream.write_all(raw).expect("send");
-    let mut answer = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let closed = loop {
-        match stream.read(&mut chunk) {
-            Ok(0) => break true,
-            Ok(n) => answer.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
-            Err(_) => break false,
-        }
+    let (answer, end) = read_until_closed(&mut stream);
+    let closed = match end {
+        Ok(()) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
     };
     Answer {
         text: String::from_utf8_lossy(&answer).into_owned(),
         closed,
+    }
+}
+
+/// What `stream` brings until the server closes it (`Ok`), or until a read fails.
+fn read_until_closed(stream: &mut TcpStream) -> (Vec<u8>, std::io::Result<()>) {
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => return (answer, Ok(())),
+            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            Err(e) => return (answer, Err(e)),
+        }
     }
 }
 
@@ -265,18 +273,13 @@ fn a_refused_request_is_sent_whole_then_gets_its_answer_and_a_clean_close() {
         if let Err(e) = stream.write_all(&vec![b'a'; 256 * 1024]) {
             panic!("{name}: sending the rest of the body: {e} ({:?})", e.kind());
         }
-        let mut answer = Vec::new();
-        let mut chunk = [0u8; 8192];
-        loop {
-            match stream.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => answer.extend_from_slice(&chunk[..n]),
-                Err(e) => panic!(
-                    "{name}: reading the answer: {e} ({:?}) after {:?}",
-                    e.kind(),
-                    String::from_utf8_lossy(&answer)
-                ),
-            }
+        let (answer, end) = read_until_closed(&mut stream);
+        if let Err(e) = end {
+            panic!(
+                "{name}: reading the answer: {e} ({:?}) after {:?}",
+                e.kind(),
+                String::from_utf8_lossy(&answer)
+            );
         }
         let answer = Answer {
             text: String::from_utf8_lossy(&answer).into_owned(),

@@ -342,13 +342,7 @@ mod tests {
             .collect();
         for len in 0..=page.len() {
             let events = &page[..len];
-            let size = PageSize {
-                events: len,
-                text_bytes: events
-                    .iter()
-                    .map(|e| e.user_id.len() + e.description.len() + e.status.len())
-                    .sum(),
-            };
+            let size = PageSize::of(events);
             let json = serde_json::to_vec(events).expect("serialises");
             let bound = answer_bytes_at_least(size);
             assert!(

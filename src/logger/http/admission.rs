@@ -70,11 +70,6 @@ impl Admission {
         self.large.acquire()
     }
 
-    /// Bytes of large answers being built or written now.
-    pub(super) fn answer_bytes(&self) -> usize {
-        self.answers.in_flight.load(Ordering::Relaxed)
-    }
-
     /// Waits until no handler runs.
     pub(super) fn wait_idle(&self) {
         self.running.wait_idle();
@@ -196,9 +191,8 @@ impl AnswerBudget {
         Ok(permit)
     }
 
-    /// The bytes taken now, for tests.
-    #[cfg(test)]
-    fn in_flight(&self) -> usize {
+    /// Bytes of large answers being built or written now.
+    pub(super) fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Acquire)
     }
 }

@@ -22,7 +22,7 @@ pub struct Request<'a> {
     /// The server's admission, and the permit this request's handler runs under; `None` for
     /// a request built by hand.
     admission: Option<(&'a Admission, Permit<'a>)>,
-    in_large_lane: bool,
+    /// The share of the answer budget reserved; the permit above is then the large lane's.
     reserved: Option<AnswerPermit>,
 }
 
@@ -51,7 +51,6 @@ impl<'a> Request<'a> {
             body,
             max_body_bytes,
             admission: None,
-            in_large_lane: false,
             reserved: None,
         }
     }
@@ -79,17 +78,15 @@ impl<'a> Request<'a> {
         let Some((admission, permit)) = self.admission.take() else {
             return Ok(());
         };
-        let reserved = match &mut self.reserved {
-            Some(reserved) => reserved.resize(bytes),
-            None => admission.answers.take(bytes).map(|r| {
-                self.reserved = Some(r);
-            }),
-        };
-        let permit = if reserved.is_ok() && !self.in_large_lane {
-            self.in_large_lane = true;
-            admission.move_to_large_lane(permit)
-        } else {
-            permit
+        let (reserved, permit) = match &mut self.reserved {
+            Some(reserved) => (reserved.resize(bytes), permit),
+            None => match admission.answers.take(bytes) {
+                Ok(taken) => {
+                    self.reserved = Some(taken);
+                    (Ok(()), admission.move_to_large_lane(permit))
+                }
+                Err(busy) => (Err(busy), permit),
+            },
         };
         self.admission = Some((admission, permit));
         reserved

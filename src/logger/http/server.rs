@@ -211,7 +211,7 @@ fn spawn_accept_watch(
         .spawn(move || {
             let mut trimmer = Trimmer::default();
             while !connections.stopping.load(Ordering::Acquire) {
-                let load = Load::now(connections.admission.answer_bytes());
+                let load = Load::now(connections.admission.answers.in_flight());
                 if trimmer.observe(load, Instant::now()) {
                     memory::trim();
                 }
