@@ -250,31 +250,26 @@ pub(crate) fn linger(connection: &Connection, time: std::time::Duration, bytes: 
         return;
     }
     let deadline = std::time::Instant::now() + time;
-    let mut sink = [0u8; 8192];
-    let mut drained = 0;
-    while drained < bytes {
+    discard(connection, bytes, || {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() || connection.set_read_timeout(Some(left)).is_err() {
-            return;
-        }
-        match (&*connection).read(&mut sink) {
-            Ok(0) => return,
-            Ok(n) => drained += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return,
-        }
-    }
+        !left.is_zero() && connection.set_read_timeout(Some(left)).is_ok()
+    });
 }
 
 /// PATCHED (fix 25): reads and discards what the client already sent, up to `bytes`, never
 /// waiting (the socket is left non-blocking: it is about to be closed).
 pub(crate) fn discard_pending(connection: &Connection, bytes: usize) {
-    if connection.set_nonblocking(true).is_err() {
-        return;
+    if connection.set_nonblocking(true).is_ok() {
+        discard(connection, bytes, || true);
     }
+}
+
+/// PATCHED (fix 25): reads and discards until the client closes, a read fails, `bytes` were
+/// read, or `before_read` says to stop (it also sets the next read's timeout).
+fn discard(connection: &Connection, bytes: usize, mut before_read: impl FnMut() -> bool) {
     let mut sink = [0u8; 8192];
     let mut drained = 0;
-    while drained < bytes {
+    while drained < bytes && before_read() {
         match (&*connection).read(&mut sink) {
             Ok(0) => return,
             Ok(n) => drained += n,
