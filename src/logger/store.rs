@@ -115,6 +115,23 @@ pub enum Change {
     Set(usize, Versioned),
 }
 
+/// A page of a listing, found but not copied ([`Store::find`]).
+#[derive(Debug)]
+pub struct FoundPage {
+    positions: Positions,
+    /// The events matching the filters, before paging.
+    pub total: usize,
+    pub size: PageSize,
+}
+
+/// Where a found page's events are in the store's `Vec`.
+#[derive(Debug)]
+enum Positions {
+    /// Without filters: a slice.
+    Slice(std::ops::Range<usize>),
+    Listed(Vec<usize>),
+}
+
 /// One page of a listing, with the number of matches before paging.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
@@ -283,38 +300,52 @@ impl Store {
 
     /// The events matching the query's filters, in creation order, paged.
     pub fn list(&self, query: &ListQuery) -> Page {
+        self.copy(self.find(query))
+    }
+
+    /// The page [`Store::list`] would answer now, found in one pass but not copied: where
+    /// its events are, how many match, and the page's size, so that a caller can decide
+    /// whether to copy it at all ([`Store::copy`]).
+    pub fn find(&self, query: &ListQuery) -> FoundPage {
         let inner = self.read();
-        let limit = query.limit.unwrap_or(usize::MAX);
         if let Some(range) = unfiltered_page(query, inner.events.len()) {
-            return Page {
+            return FoundPage {
+                size: PageSize::of(&inner.events[range.clone()]),
                 total: inner.events.len(),
-                events: inner.events[range].to_vec(),
+                positions: Positions::Slice(range),
             };
         }
+        let limit = query.limit.unwrap_or(usize::MAX);
         let mut total = 0;
-        let mut events = Vec::new();
-        for event in inner.events.iter().filter(|e| query.matches(e)) {
-            if total >= query.offset && events.len() < limit {
-                events.push(event.clone());
+        let mut positions = Vec::new();
+        let matching = inner.events.iter().enumerate();
+        for (position, _) in matching.filter(|(_, e)| query.matches(e)) {
+            if total >= query.offset && positions.len() < limit {
+                positions.push(position);
             }
             total += 1;
         }
-        Page { total, events }
+        FoundPage {
+            size: PageSize::of(positions.iter().map(|&p| &inner.events[p])),
+            total,
+            positions: Positions::Listed(positions),
+        }
     }
 
-    /// The size of the page [`Store::list`] would answer now, without copying any event: one
-    /// pass over the page (over all the events with filters).
-    pub fn page_size(&self, query: &ListQuery) -> PageSize {
+    /// The events of a page [`Store::find`] found, as they are now (positions never shift:
+    /// see the module's doc).
+    pub fn copy(&self, page: FoundPage) -> Page {
         let inner = self.read();
-        if let Some(range) = unfiltered_page(query, inner.events.len()) {
-            return PageSize::of(&inner.events[range]);
+        let events = match page.positions {
+            Positions::Slice(range) => inner.events[range].to_vec(),
+            Positions::Listed(positions) => {
+                positions.iter().map(|&p| inner.events[p].clone()).collect()
+            }
+        };
+        Page {
+            total: page.total,
+            events,
         }
-        let matching = inner.events.iter().filter(|e| query.matches(e));
-        PageSize::of(
-            matching
-                .skip(query.offset)
-                .take(query.limit.unwrap_or(usize::MAX)),
-        )
     }
 
     pub fn len(&self) -> usize {
@@ -485,7 +516,7 @@ mod tests {
     }
 
     #[test]
-    fn page_size_counts_the_page_list_answers() {
+    fn find_counts_and_sizes_the_page_list_answers() {
         let store = Store::new();
         for user in ["a", "b", "a", "a", "b", "ccc"] {
             insert(&store, event(user));
@@ -500,11 +531,39 @@ mod tests {
                         offset,
                         limit,
                     };
-                    let page = store.list(&q).events;
-                    assert_eq!(store.page_size(&q), PageSize::of(&page), "{q:?}");
+                    let found = store.find(&q);
+                    let (total, size) = (found.total, found.size);
+                    let page = store.copy(found);
+                    assert_eq!(size, PageSize::of(&page.events), "{q:?}");
+                    assert_eq!(total, page.total, "{q:?}");
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_found_page_is_copied_as_it_is_at_the_copy() {
+        let store = Store::new();
+        let ids: Vec<Uuid> = ["a", "b", "a"]
+            .iter()
+            .map(|u| insert(&store, event(u)).event_id)
+            .collect();
+        let query = ListQuery {
+            user_id: Some("a".into()),
+            ..ListQuery::default()
+        };
+        let found = store.find(&query);
+        store.update(&ids[2], EventUpdate::processed());
+        insert(&store, event("a"));
+        let page = store.copy(found);
+        let listed: Vec<Uuid> = page.events.iter().map(|e| e.event_id).collect();
+        assert_eq!(
+            listed,
+            [ids[0], ids[2]],
+            "the events found, not those added since"
+        );
+        assert_eq!(page.total, 2);
+        assert_eq!(page.events[1].status, STATUS_PROCESSED, "as it is now");
     }
 
     #[test]

@@ -196,11 +196,11 @@ impl Api {
             Err(errors) => return unprocessable(&errors),
         };
         // A big page is copied and serialised only if the answer budget has room for it.
-        let at_least = answer_bytes_at_least(self.store.page_size(&query));
-        if let Err(busy) = request.reserve_answer(at_least) {
+        let found = self.store.find(&query);
+        if let Err(busy) = request.reserve_answer(answer_bytes_at_least(found.size)) {
             return error(503, &busy.to_string()).with_header("Retry-After", "1");
         }
-        let page = self.store.list(&query);
+        let page = self.store.copy(found);
         Response::json(200, &page.events).with_header("X-Total-Count", page.total.to_string())
     }
 
